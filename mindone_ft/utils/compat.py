@@ -1,0 +1,48 @@
+"""MindSpore version and backend quirks, kept in one place.
+
+Everything that depends on *which* MindSpore build or *which* backend we run on lives here, so the model
+and training code can stay backend-agnostic. Measured facts behind each choice are in
+`../shared/MINDSPORE_NOTES.md` (MindSpore 2.10).
+"""
+
+import os
+
+# transformers prints "PyTorch was not found..." as an advisory warning when torch is absent, which is the
+# normal case for users of this library. It is advice for PyTorch users, not for us.
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+import mindspore as ms  # noqa: E402
+
+ASCEND, GPU, CPU = "Ascend", "GPU", "CPU"
+
+
+def device_target() -> str:
+    """The backend MindSpore currently runs on: "Ascend", "GPU" or "CPU"."""
+    return ms.get_context("device_target")
+
+
+def is_device_available(target: str) -> bool:
+    """Whether the MindSpore build and the machine can run on `target` ("Ascend", "GPU", "CPU")."""
+    if target == CPU:
+        return True
+    module = {ASCEND: ms.device_context.ascend, GPU: ms.device_context.gpu}[target]
+    try:
+        return bool(module.is_available())
+    except Exception:  # plugin missing or driver not loadable
+        return False
+
+
+def use_ascend_kernels() -> bool:
+    """Ascend-only fused kernels (`mint` LayerNormExt/GeluExt, flash attention) fail on CPU and GPU."""
+    return device_target() == ASCEND
+
+
+def supports_bf16_matmul() -> bool:
+    """bf16 MatMul is not implemented on MindSpore's CPU backend."""
+    return device_target() != CPU
+
+
+def supports_hardware_overflow_status() -> bool:
+    """`nn.TrainOneStepWithLossScaleCell` needs NPUGetFloatStatusV2, which only Ascend has; we use
+    `mindspore.amp.all_finite` everywhere instead, which works on every backend."""
+    return device_target() == ASCEND

