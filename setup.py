@@ -1,4 +1,8 @@
+import os
+
 from setuptools import find_packages, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 # Pins are chosen so that MindSpore 2.10 imports silently: MindSpore's CPU wheel is built against
 # NumPy 1.x and prints a traceback on the first op under NumPy 2.x, and pyarrow 25.0.1 is the newest
@@ -19,15 +23,17 @@ INSTALL_REQUIRES = [
 EXTRAS = {
     # torch is only for parity tests/benchmarks against Hugging Face PyTorch. Install `torch==2.13.0`
     # first and alone (CPU build); a plain `torch` requirement would pull several GB of CUDA packages.
-    "test": ["pytest>=8", "accelerate==1.15.0", "torch==2.13.0"],
-    "dev": ["pytest>=8", "accelerate==1.15.0", "torch==2.13.0", "ruff"],
+    # tensorboardX is the writer behind `report_to="tensorboard"` (torch.utils.tensorboard would need torch).
+    "tensorboard": ["tensorboardX==2.6.5"],
+    "test": ["pytest>=8", "accelerate==1.15.0", "torch==2.13.0", "tensorboardX==2.6.5"],
+    "dev": ["pytest>=8", "accelerate==1.15.0", "torch==2.13.0", "tensorboardX==2.6.5", "ruff"],
 }
 
 setup(
     name="mindone_ft",
     version="0.1.0",
     description="Fine-tune Hugging Face Transformers models on MindSpore with the Transformers API.",
-    long_description=open("README.md", encoding="utf-8").read(),
+    long_description=open(os.path.join(HERE, "README.md"), encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["mindone_ft", "mindone_ft.*"]),
     python_requires=">=3.9",

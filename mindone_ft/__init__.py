@@ -3,3 +3,27 @@
 from .utils import compat as _compat  # noqa: F401  (sets environment defaults before transformers loads)
 
 __version__ = "0.1.0"
+
+from transformers import AutoConfig, BertConfig  # noqa: E402  (configurations are reused from transformers)
+
+from .modeling_outputs import ModelOutput  # noqa: E402
+from .modeling_utils import MSPreTrainedModel, load_state_dict_from_file  # noqa: E402
+from .models.auto import (  # noqa: E402
+    AutoModel,
+    AutoModelForMaskedLM,
+    AutoModelForMultipleChoice,
+    AutoModelForPreTraining,
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+)
+from .models.bert import (  # noqa: E402
+    BertForMaskedLM,
+    BertForMultipleChoice,
+    BertForPreTraining,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    BertModel,
+    BertPreTrainedModel,
+)

@@ -46,3 +46,31 @@ def supports_hardware_overflow_status() -> bool:
     """`nn.TrainOneStepWithLossScaleCell` needs NPUGetFloatStatusV2, which only Ascend has; we use
     `mindspore.amp.all_finite` everywhere instead, which works on every backend."""
     return device_target() == ASCEND
+
+
+def set_device(target: str) -> None:
+    """`ms.set_device(target)`, tolerating a runtime that already started on the same backend.
+
+    MindSpore 2.10 refuses `set_device` once any kernel has run (e.g. a model was built before
+    `init_environment`), even when the backend would not change; the implicit default is CPU.
+    """
+    from mindspore.device_manager import DeviceContextManager
+
+    current = device_target()
+    context = DeviceContextManager.get_instance().get_device_context(current)
+    if context is not None and context.initialized():
+        if current != target:
+            raise RuntimeError(
+                f"MindSpore already runs on {current} (ops ran before `init_environment`), so it cannot "
+                f"switch to {target}. Call `init_environment` before building models or running ops."
+            )
+        return
+    ms.set_device(target)
+
+
+def set_cpu_threads(num: int) -> None:
+    """Sets the CPU kernel thread count; MindSpore 2.10 only allows this once per process."""
+    from mindspore._c_expression import RuntimeConf
+
+    if not RuntimeConf.get_instance().is_op_threads_num_configured():
+        ms.device_context.cpu.op_tuning.threads_num(num)

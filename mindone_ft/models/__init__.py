@@ -1,0 +1,1 @@
+from . import auto, bert  # noqa: F401
