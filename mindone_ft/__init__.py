@@ -27,3 +27,4 @@ from .models.bert import (  # noqa: E402
     BertModel,
     BertPreTrainedModel,
 )
+from .optimization import get_scheduler  # noqa: E402

@@ -1,0 +1,175 @@
+"""A training step Cell: forward, backward, loss scaling, overflow skip, accumulation, clipping, update.
+
+Overflow is detected with `mindspore.amp.all_finite` on every backend (`nn.TrainOneStepWithLossScaleCell`
+needs an Ascend-only status op). A step with non-finite gradients changes neither the parameters nor the
+optimizer state, because the optimizer is only called in the finite branch.
+"""
+
+from typing import Any, Dict, Optional
+
+import numpy as np
+
+import mindspore as ms
+from mindspore import Parameter, Tensor, nn, ops
+from mindspore.amp import all_finite
+
+from .environment import get_rank_info
+from .loss_scaler import create_loss_scaler
+
+_CLIP_MODES = ("none", "norm", "value")
+
+
+class ReturnLoss(nn.Cell):
+    """Wraps a model so that calling it returns only the loss (the first output).
+
+    The model must have been given labels, so that its first output is the loss. Works with tuple outputs
+    (inside graphs), `ModelOutput`s and dicts with a `"loss"` key.
+    """
+
+    def __init__(self, model: nn.Cell):
+        super().__init__(auto_prefix=False)
+        self.model = model
+
+    def construct(self, *args, **kwargs):
+        outputs = self.model(*args, **kwargs)
+        if isinstance(outputs, dict):  # a plain dict cannot be indexed by position (ModelOutput can)
+            return outputs["loss"]
+        return outputs[0]
+
+
+def global_norm(grads: tuple) -> Tensor:
+    """L2 norm of all gradients together, as one float32 scalar."""
+    squares = [ops.sum(ops.square(g.astype(ms.float32))) for g in grads]
+    return ops.sqrt(ops.addn(squares))
+
+
+class TrainOneStepWrapper(nn.Cell):
+    """One optimizer step per call (or one micro-step with gradient accumulation).
+
+    Calling it with the network's positional inputs (`None` allowed) returns `(loss, None, overflow)`:
+    the unscaled loss of this (micro-)batch and whether its gradients were non-finite.
+
+    Args:
+        network (`nn.Cell`): returns a scalar loss, e.g. `ReturnLoss(model)`.
+        optimizer (`nn.Cell`): called with a tuple of gradients; must expose `parameters` (as MindSpore
+            optimizers and `AdamW` do).
+        scaler (`str`, *optional*, defaults to `"default"`): `"default"`/`"static"` (fixed 1024),
+            `"dynamic"`, or `"none"`. See `create_loss_scaler`.
+        scaler_config (`dict`, *optional*): arguments of the scaler, e.g. `{"scale_value": 2**12}`.
+        drop_overflow_step (`bool`, *optional*, defaults to `True`): skip the update when gradients overflow.
+        gradient_accumulation_steps (`int`, *optional*, defaults to 1): micro-steps per update; the update uses
+            the mean of their gradients, so N micro-batches of size b equal one batch of N*b.
+        clip_grad (`str`, *optional*, defaults to `"none"`): `"norm"` clips the global norm to `clip_value`,
+            `"value"` clips each element to `[-clip_value, clip_value]`.
+        clip_value (`float`, *optional*, defaults to 1.0).
+        distributed (`bool`, *optional*): average gradients over data-parallel ranks; default: when
+            `init_environment` found more than one rank.
+
+    Attributes:
+        last_grad_norm (`Parameter`): global gradient norm (unscaled, before clipping) of the last update.
+        micro_step (`Parameter`): micro-steps done, counting all calls.
+    """
+
+    def __init__(
+        self,
+        network: nn.Cell,
+        optimizer: nn.Cell,
+        scaler: str = "default",
+        scaler_config: Optional[Dict[str, Any]] = None,
+        drop_overflow_step: bool = True,
+        gradient_accumulation_steps: int = 1,
+        clip_grad: str = "none",
+        clip_value: float = 1.0,
+        distributed: Optional[bool] = None,
+    ):
+        super().__init__(auto_prefix=False)
+        if gradient_accumulation_steps < 1:
+            raise ValueError(f"`gradient_accumulation_steps` must be >= 1, got {gradient_accumulation_steps}.")
+        clip_grad = (clip_grad or "none").lower()
+        if clip_grad not in _CLIP_MODES:
+            raise ValueError(f"`clip_grad` must be one of {_CLIP_MODES}, got {clip_grad!r}.")
+        self.network = network
+        self.optimizer = optimizer
+        self.weights = optimizer.parameters
+        self.loss_scaler = create_loss_scaler(scaler, scaler_config)
+        self.drop_overflow_step = drop_overflow_step
+        self.accumulation_steps = int(gradient_accumulation_steps)
+        self.clip_grad = clip_grad
+        self.clip_value = float(clip_value)
+        self.grad_fn = ops.value_and_grad(self._scaled_loss, grad_position=None, weights=self.weights)
+
+        world_size = get_rank_info().world_size
+        self.distributed = world_size > 1 if distributed is None else distributed
+        if self.distributed:
+            self.grad_reducer = nn.DistributedGradReducer(self.weights, mean=True, degree=world_size)
+        # SUM of overflow flags, not MAX: the CPU AllReduce kernel only sums (float types only).
+        self.all_reduce_sum = ops.AllReduce(ops.ReduceOp.SUM) if self.distributed else None
+
+        self.micro_step = Parameter(Tensor(0, ms.int32), name="train_step.micro_step", requires_grad=False)
+        self.last_grad_norm = Parameter(Tensor(0.0, ms.float32), name="train_step.last_grad_norm", requires_grad=False)
+        if self.accumulation_steps > 1:
+            self.accumulated_grads = self.weights.clone(prefix="accumulated_grads", init="zeros")
+        self.hyper_map = ops.HyperMap()
+
+    def _scaled_loss(self, *inputs):
+        return self.loss_scaler.scale(self.network(*inputs))
+
+    def construct(self, *inputs):
+        scaled_loss, grads = self.grad_fn(*inputs)
+        if self.distributed:
+            grads = self.grad_reducer(grads)
+        grads = self.loss_scaler.unscale(grads)
+        loss = scaled_loss / self.loss_scaler.scale_value.astype(scaled_loss.dtype)
+        finite = self._all_ranks_finite(grads)
+        self.loss_scaler.adjust(finite)
+        ops.assign_add(self.micro_step, ops.ones((), ms.int32))
+
+        if self.accumulation_steps == 1:
+            self._apply(grads, finite)
+        else:
+            self._accumulate(grads)
+            if self.micro_step % self.accumulation_steps == 0:
+                mean_grads = tuple(g / self.accumulation_steps for g in self.accumulated_grads)
+                # A non-finite micro-batch leaves inf/nan in the sum, so the whole window is dropped.
+                self._apply(mean_grads, all_finite(mean_grads))
+                self._reset_accumulation()
+        return loss, None, ops.logical_not(finite)
+
+    def _all_ranks_finite(self, grads: tuple) -> Tensor:
+        finite = all_finite(grads)
+        if self.distributed:  # a rank that overflowed makes every rank skip, so weights stay identical
+            overflowed_ranks = self.all_reduce_sum(ops.logical_not(finite).astype(ms.float32))
+            finite = overflowed_ranks == 0
+        return finite
+
+    def _accumulate(self, grads: tuple) -> None:
+        self.hyper_map(ops.assign_add, self.accumulated_grads, grads)
+
+    def _reset_accumulation(self) -> None:
+        zeros = tuple(ops.zeros_like(g) for g in self.accumulated_grads)
+        self.hyper_map(ops.assign, self.accumulated_grads, zeros)
+
+    def _apply(self, grads: tuple, finite: Tensor) -> None:
+        norm = global_norm(grads)
+        ops.assign(self.last_grad_norm, norm)
+        if self.clip_grad == "norm":  # same coefficient as torch.nn.utils.clip_grad_norm_
+            coef = ops.minimum(self.clip_value / (norm + 1e-6), 1.0)
+            grads = tuple(g * coef.astype(g.dtype) for g in grads)
+        elif self.clip_grad == "value":
+            grads = tuple(ops.clamp(g, -self.clip_value, self.clip_value) for g in grads)
+        if not self.drop_overflow_step:
+            self.optimizer(grads)
+        elif finite:
+            self.optimizer(grads)
+
+    def state_dict(self) -> Dict[str, np.ndarray]:
+        """Step state outside the optimizer, as numpy: loss scale, its counter and the micro-step count."""
+        state = {f"loss_scaler.{k}": v for k, v in self.loss_scaler.state_dict().items()}
+        state["micro_step"] = self.micro_step.asnumpy()
+        return state
+
+    def load_state_dict(self, state: Dict[str, Any]) -> None:
+        prefix = "loss_scaler."
+        self.loss_scaler.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        if "micro_step" in state:
+            self.micro_step.set_data(Tensor(np.asarray(state["micro_step"], np.int32)))
