@@ -25,7 +25,7 @@ $(VENV)/.test-installed: $(VENV)/.installed setup.py
 	touch $@
 
 demo: $(VENV)/.installed
-	$(PY) examples/bert/finetune_in_native_mindspore.py
+	$(PY) examples/bert/finetune_with_mindspore_trainer.py
 
 test: $(VENV)/.test-installed
 	$(PY) -m pytest -q tests

@@ -28,3 +28,16 @@ from .models.bert import (  # noqa: E402
     BertPreTrainedModel,
 )
 from .optimization import get_scheduler  # noqa: E402
+from .trainer import Trainer  # noqa: E402
+from .trainer_callback import (  # noqa: E402
+    DefaultFlowCallback,
+    EarlyStoppingCallback,
+    PrinterCallback,
+    ProgressCallback,
+    TensorBoardCallback,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+)
+from .trainer_utils import EvalPrediction, IntervalStrategy, PredictionOutput, TrainOutput, set_seed  # noqa: E402
+from .training_args import TrainingArguments  # noqa: E402

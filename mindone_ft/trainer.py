@@ -1,0 +1,881 @@
+"""`Trainer`: Hugging Face's training loop API on MindSpore.
+
+The public surface (constructor, `train`, `evaluate`, `predict`, `save_model`, callbacks, `state`,
+`log_history`, checkpoint layout) mirrors `transformers.Trainer` 5.23, so a script only changes its imports.
+Under the hood one compiled train step (`TrainOneStepWrapper(loss_cell, AdamW)`) does forward, backward,
+loss scaling, accumulation, clipping and the update in a single graph; batches are passed as positional tuples
+in the model's argument order; the loss stays on the device and is read back only when logging.
+
+Checkpoints (`output_dir/checkpoint-N/`) are written in a temporary folder and renamed into place, so a crash
+while saving never leaves a half-written `checkpoint-N` and never touches the previous ones. They hold:
+
+- `config.json`, `model.safetensors` (Hugging Face format, via `save_pretrained`), tokenizer files if any;
+- `optimizer.safetensors` (AdamW moments and step), `scheduler.json` (schedule position),
+  `train_step.safetensors` (loss-scaler state);
+- `rng_state.json` (python, numpy and MindSpore seeds, and the dropout seeding step),
+  `trainer_loop_state.json` (loss accumulated since the last log, so the resumed log history is identical);
+- `trainer_state.json` (same format as Hugging Face's) and `training_args.json`.
+"""
+
+import inspect
+import json
+import logging
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+
+import mindspore as ms
+from mindspore import Tensor, nn, ops
+
+from .mindspore_adapter import (
+    AdamW,
+    MindSporeArguments,
+    MSDataLoader,
+    NumpyDataCollator,
+    ReturnLoss,
+    TrainOneStepWrapper,
+    init_environment,
+    length_buckets,
+)
+from .optimization import get_schedule_fn, get_scheduler
+from .trainer_callback import (
+    CallbackHandler,
+    DefaultFlowCallback,
+    ExportableState,
+    PrinterCallback,
+    ProgressCallback,
+    TensorBoardCallback,
+    TrainerCallback,
+    TrainerControl,
+    TrainerState,
+)
+from .trainer_utils import (
+    PREFIX_CHECKPOINT_DIR,
+    EvalLoopOutput,
+    EvalPrediction,
+    PredictionOutput,
+    SaveStrategy,
+    TrainOutput,
+    denumpify_detensorize,
+    get_last_checkpoint,
+    set_seed,
+    sorted_checkpoints,
+    speed_metrics,
+)
+from .training_args import TrainingArguments
+from .utils import compat
+
+logger = logging.getLogger(__name__)
+
+TRAINER_STATE_NAME = "trainer_state.json"
+TRAINING_ARGS_NAME = "training_args.json"
+OPTIMIZER_NAME = "optimizer.safetensors"
+SCHEDULER_NAME = "scheduler.json"
+TRAIN_STEP_NAME = "train_step.safetensors"
+RNG_STATE_NAME = "rng_state.json"
+LOOP_STATE_NAME = "trainer_loop_state.json"
+MODEL_WEIGHTS_NAME = "model.safetensors"
+# Every file a resumable checkpoint must have (the model may also be sharded: see `_check_checkpoint`).
+RESUME_FILES = (TRAINER_STATE_NAME, OPTIMIZER_NAME, SCHEDULER_NAME, TRAIN_STEP_NAME, RNG_STATE_NAME, LOOP_STATE_NAME)
+LABEL_COLUMNS = ("label", "labels", "label_ids")
+# Bucket granularity of the default collator: padded lengths are multiples of this, so GRAPH_MODE compiles
+# a bounded number of shapes instead of one per distinct batch length.
+PAD_BUCKET = 32
+
+
+class LabelSmoothedLoss(nn.Cell):
+    """Model loss with label smoothing, as transformers' `LabelSmoother`: the model runs without labels and
+    the loss is `(1 - eps) * nll + eps * mean(-log_softmax)` over non-ignored (-100) targets.
+
+    Args:
+        model (`nn.Cell`): returns a tuple whose first item is the logits when called without labels.
+        epsilon (`float`): the smoothing factor.
+        labels_index (`int`): position of `labels` in the model's positional arguments.
+    """
+
+    def __init__(self, model: nn.Cell, epsilon: float, labels_index: int, ignore_index: int = -100):
+        super().__init__(auto_prefix=False)
+        self.model = model
+        self.epsilon = float(epsilon)
+        self.labels_index = labels_index
+        self.ignore_index = ignore_index
+
+    def construct(self, *inputs):
+        labels = inputs[self.labels_index]
+        logits = self.model(*inputs[: self.labels_index])[0]
+        return smoothed_cross_entropy(logits, labels, self.epsilon, self.ignore_index)
+
+
+def smoothed_cross_entropy(logits: Tensor, labels: Tensor, epsilon: float, ignore_index: int = -100) -> Tensor:
+    """transformers' `LabelSmoother` loss on `(..., C)` logits and `(...)` integer labels."""
+    num_classes = logits.shape[-1]
+    log_probs = -ops.log_softmax(logits.astype(ms.float32).reshape(-1, num_classes), axis=-1)
+    labels = labels.reshape(-1).astype(ms.int32)
+    valid = labels != ignore_index
+    safe = ops.where(valid, labels, ops.zeros_like(labels))
+    nll = ops.gather_elements(log_probs, 1, safe.expand_dims(-1)).squeeze(-1)
+    smooth = log_probs.sum(axis=-1)
+    mask = valid.astype(ms.float32)
+    num_active = mask.sum()
+    nll = (nll * mask).sum() / num_active
+    smooth = (smooth * mask).sum() / (num_active * num_classes)
+    return (1 - epsilon) * nll + epsilon * smooth
+
+
+class EvalStep(nn.Cell):
+    """Forward pass for evaluation: returns the model's output tuple `(loss, logits, ...)` or `(logits, ...)`;
+    with label smoothing the loss is the smoothed one, as in transformers."""
+
+    def __init__(self, model: nn.Cell, label_smoothing: float = 0.0, labels_index: int = -1):
+        super().__init__(auto_prefix=False)
+        self.model = model
+        self.label_smoothing = float(label_smoothing)
+        self.labels_index = labels_index
+
+    def construct(self, *inputs):
+        if self.label_smoothing > 0 and len(inputs) > self.labels_index:
+            logits = self.model(*inputs[: self.labels_index])[0]
+            loss = smoothed_cross_entropy(logits, inputs[self.labels_index], self.label_smoothing)
+            return loss, logits
+        return self.model(*inputs)
+
+
+def reseed_dropout(model: nn.Cell, seed: int, step: int) -> int:
+    """Gives every `nn.Dropout` of `model` fresh kernel seeds derived from `(seed, step)`.
+
+    MindSpore's CPU/GPU dropout kernels keep their random state inside the compiled graph, where no API can
+    read or restore it. Re-seeding at known steps (the start of training and every checkpoint) and recompiling
+    makes the masks after step `step` depend only on `(seed, step)`, so a run resumed from checkpoint `step` draws
+    the same masks as the uninterrupted run. Returns the number of dropout cells re-seeded.
+    """
+    count = 0
+    for _, cell in model.cells_and_names():
+        if not isinstance(cell, nn.Dropout):
+            continue
+        rate = cell.p if cell.p is not None else 1.0 - cell.keep_prob  # older cells are built with keep_prob
+        if rate > 0:
+            rng = np.random.default_rng([seed, step, count])
+            seed0, seed1 = (int(x) for x in rng.integers(1, 2**31 - 1, size=2))
+            cell.dropout = ops.Dropout(1.0 - rate, seed0, seed1)
+            count += 1
+    return count
+
+
+class Trainer:
+    """Trains, evaluates and checkpoints a `mindone_ft` model, with the API of `transformers.Trainer`.
+
+    Args:
+        model (`MSPreTrainedModel`): the model; its `construct` signature decides which dataset columns are used.
+        args (`TrainingArguments`, *optional*): defaults to `TrainingArguments(output_dir="trainer_output")`.
+        data_collator (`Callable`, *optional*): turns a list of rows into a dict of numpy arrays. Default:
+            dynamic padding (`NumpyDataCollator` with the tokenizer's pad id) to length buckets of 32 tokens.
+        train_dataset, eval_dataset (`datasets.Dataset`, *optional*): tokenized datasets (`eval_dataset` may be
+            a dict of datasets, evaluated one by one with prefix `eval_<name>`).
+        processing_class (*optional*): the tokenizer; gives the pad id and is saved with checkpoints.
+            `tokenizer=` is accepted as an older alias.
+        compute_metrics (`Callable[[EvalPrediction], dict]`, *optional*): metrics from predictions and labels.
+        callbacks (`list[TrainerCallback]`, *optional*): added to the default ones.
+        optimizers (`tuple`, *optional*): `(optimizer, lr_schedule)`: an `AdamW` and/or a per-step learning-rate
+            array (as from `optimization.get_scheduler`). Default: `AdamW` with the schedule of the arguments.
+        preprocess_logits_for_metrics (`Callable`, *optional*): `(logits, labels) -> logits` applied per batch.
+        mindspore_args (`MindSporeArguments`, *optional*): runtime set-up used if `init_environment` was not called.
+
+    Example:
+
+    ```python
+    trainer = Trainer(model=model, args=TrainingArguments("out", eval_strategy="epoch"),
+                      train_dataset=train, eval_dataset=test, processing_class=tokenizer,
+                      compute_metrics=compute_metrics)
+    trainer.train()
+    ```
+    """
+
+    def __init__(
+        self,
+        model: nn.Cell = None,
+        args: Optional[TrainingArguments] = None,
+        data_collator: Optional[Callable] = None,
+        train_dataset=None,
+        eval_dataset=None,
+        processing_class=None,
+        model_init: Optional[Callable] = None,
+        compute_metrics: Optional[Callable[[EvalPrediction], dict]] = None,
+        callbacks: Optional[list] = None,
+        optimizers: tuple = (None, None),
+        preprocess_logits_for_metrics: Optional[Callable] = None,
+        tokenizer=None,
+        mindspore_args: Optional[MindSporeArguments] = None,
+    ):
+        if args is None:
+            args = TrainingArguments(output_dir="trainer_output")
+        self.args = args
+        rank_info = init_environment(mindspore_args)  # no-op when the script already called it
+        self.rank, self.world_size = rank_info.rank, rank_info.world_size
+        if args.full_determinism:
+            ms.set_deterministic(True)
+        if args.bf16 and not compat.supports_bf16_matmul():
+            raise ValueError(
+                f"bf16=True is not supported on {compat.device_target()}: MindSpore's CPU backend has no bf16 "
+                "MatMul. Use fp16=True or float32 (the default) on CPU, or run on Ascend/GPU."
+            )
+        if model is None:
+            if model_init is None:
+                raise ValueError("`Trainer` requires either a `model` or `model_init` argument.")
+            set_seed(args.seed)
+            model = model_init()
+        self.model = model
+        self.processing_class = processing_class if processing_class is not None else tokenizer
+        self.data_collator = data_collator
+        self.train_dataset = train_dataset
+        self.eval_dataset = eval_dataset
+        self.compute_metrics = compute_metrics
+        self.preprocess_logits_for_metrics = preprocess_logits_for_metrics
+        self.optimizer, self.lr_scheduler = optimizers
+        self._input_names = list(inspect.signature(model.construct).parameters)
+        if "labels" not in self._input_names:
+            raise ValueError(f"{type(model).__name__}.construct takes no `labels`: the Trainer needs the model loss.")
+        self._labels_index = self._input_names.index("labels")
+        self._train_step = None
+        self._resumed_step_state = None
+        self._eval_step = None
+        self._mixed_precision_applied = False
+
+        report = [TensorBoardCallback] if "tensorboard" in args.report_to else []
+        progress = PrinterCallback if args.disable_tqdm else ProgressCallback
+        self.callback_handler = CallbackHandler(
+            [DefaultFlowCallback] + report + [progress] + list(callbacks or []),
+            self.model,
+            self.processing_class,
+            self.optimizer,
+            self.lr_scheduler,
+        )
+        self.state = TrainerState(is_local_process_zero=self.rank == 0, is_world_process_zero=self.rank == 0)
+        self.control = TrainerControl()
+        self.control = self.callback_handler.on_init_end(self.args, self.state, self.control)
+
+    # ------------------------------------------------------------------ callbacks
+    def add_callback(self, callback: Union[type, TrainerCallback]) -> None:
+        """Adds a callback (class or instance) to the current list."""
+        self.callback_handler.add_callback(callback)
+
+    def pop_callback(self, callback):
+        """Removes a callback and returns it."""
+        return self.callback_handler.pop_callback(callback)
+
+    def remove_callback(self, callback) -> None:
+        """Removes a callback."""
+        self.callback_handler.remove_callback(callback)
+
+    @property
+    def log_history(self) -> list:
+        """Every log entry so far (`state.log_history`)."""
+        return self.state.log_history
+
+    def is_world_process_zero(self) -> bool:
+        return self.rank == 0
+
+    def is_local_process_zero(self) -> bool:
+        return self.rank == 0
+
+    # ------------------------------------------------------------------ data
+    def _remove_unused_columns(self, dataset, description: str = "training"):
+        if not self.args.remove_unused_columns or not hasattr(dataset, "column_names"):
+            return dataset
+        keep = set(self._input_names) | set(LABEL_COLUMNS) | set(self.args.label_names or [])
+        ignored = [c for c in dataset.column_names if c not in keep]
+        if ignored:
+            logger.info(f"The following columns in the {description} set don't have a corresponding argument in "
+                        f"`{type(self.model).__name__}.construct` and have been ignored: {', '.join(ignored)}.")
+            dataset = dataset.remove_columns(ignored)
+        return dataset
+
+    def _collator(self, lengths: Optional[list]) -> Callable:
+        if self.data_collator is not None:
+            return self.data_collator
+        buckets = length_buckets(max(max(lengths), 1), PAD_BUCKET) if lengths else None
+        # Without a tokenizer the model config's pad id is the best guess (transformers would not pad at all).
+        pad_id = None if self.processing_class is not None else getattr(self.model.config, "pad_token_id", None)
+        return NumpyDataCollator(tokenizer=self.processing_class, pad_token_id=pad_id, bucket_boundaries=buckets)
+
+    def _lengths(self, dataset) -> Optional[list]:
+        if self.args.length_column_name in getattr(dataset, "column_names", []):
+            return list(dataset[self.args.length_column_name])
+        if "input_ids" in getattr(dataset, "column_names", []):
+            return [len(ids) for ids in dataset["input_ids"]]
+        return None
+
+    def _loader(self, dataset, batch_size: int, train: bool, description: str) -> MSDataLoader:
+        lengths = self._lengths(dataset)
+        dataset = self._remove_unused_columns(dataset, description)
+        group = train and self.args.train_sampling_strategy == "group_by_length"
+        if group and lengths is None:
+            raise ValueError("group_by_length needs an `input_ids` column or `length_column_name` in the dataset.")
+        return MSDataLoader(
+            dataset,
+            batch_size=batch_size,
+            collate_fn=self._collator(lengths),
+            shuffle=train and self.args.train_sampling_strategy == "random",
+            seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+            drop_last=train and self.args.dataloader_drop_last,
+            group_by_length=group,
+            lengths=lengths if group else None,
+            require_labels=train,
+            output_numpy=True,
+        )
+
+    def get_train_dataloader(self) -> MSDataLoader:
+        """The training loader: sharded over ranks, reshuffled every epoch, resumable mid-epoch."""
+        if self.train_dataset is None:
+            raise ValueError("Trainer: training requires a train_dataset.")
+        return self._loader(self.train_dataset, self.args.per_device_train_batch_size, True, "training")
+
+    def get_eval_dataloader(self, eval_dataset=None) -> MSDataLoader:
+        """The evaluation loader (sharded over ranks, in order)."""
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if dataset is None:
+            raise ValueError("Trainer: evaluation requires an eval_dataset.")
+        return self._loader(dataset, self.args.per_device_eval_batch_size, False, "evaluation")
+
+    def get_test_dataloader(self, test_dataset) -> MSDataLoader:
+        """The prediction loader."""
+        return self._loader(test_dataset, self.args.per_device_eval_batch_size, False, "test")
+
+    def _to_inputs(self, batch: dict) -> tuple:
+        """Positional inputs in the model's argument order (`None` where absent, trailing `None`s dropped)."""
+        if "label_ids" in batch and "labels" not in batch:
+            batch["labels"] = batch.pop("label_ids")  # transformers' third label name
+        inputs = [None] * len(self._input_names)
+        for i, name in enumerate(self._input_names):
+            if name in batch:
+                inputs[i] = Tensor.from_numpy(np.ascontiguousarray(batch[name]))
+        while inputs and inputs[-1] is None:
+            inputs.pop()
+        return tuple(inputs)
+
+    # ------------------------------------------------------------------ optimizer & step
+    def create_optimizer_and_scheduler(self, num_training_steps: int) -> None:
+        """Builds the learning-rate array and `AdamW` (unless given through `optimizers=`)."""
+        args = self.args
+        if self.lr_scheduler is None:
+            self.lr_scheduler = get_scheduler(
+                args.lr_scheduler_type,
+                args.learning_rate,
+                num_warmup_steps=args.get_warmup_steps(num_training_steps),
+                num_training_steps=num_training_steps,
+                scheduler_specific_kwargs=args.lr_scheduler_kwargs,
+            )
+        if self.optimizer is None:
+            self.optimizer = AdamW(
+                self.model.trainable_params(),
+                learning_rate=self.lr_scheduler,
+                betas=(args.adam_beta1, args.adam_beta2),
+                eps=args.adam_epsilon,
+                weight_decay=args.weight_decay,
+            )
+        self._lr_fn = get_schedule_fn(
+            args.lr_scheduler_type, args.learning_rate, args.get_warmup_steps(num_training_steps),
+            num_training_steps, args.lr_scheduler_kwargs,
+        )
+        self.callback_handler.optimizer, self.callback_handler.lr_scheduler = self.optimizer, self.lr_scheduler
+
+    def _apply_mixed_precision(self) -> None:
+        if self._mixed_precision_applied or not (self.args.fp16 or self.args.bf16):
+            return
+        dtype = ms.float16 if self.args.fp16 else ms.bfloat16
+        # O2: half-precision compute with float32 master weights, normalisation layers kept in float32
+        # (O1's per-op rewriting fails to compile our models' functional ops in MindSpore 2.10).
+        ms.amp.auto_mixed_precision(self.model, amp_level="O2", dtype=dtype)
+        self._mixed_precision_applied = True
+
+    def _build_train_step(self) -> TrainOneStepWrapper:
+        args = self.args
+        if args.label_smoothing_factor > 0:
+            loss_cell = LabelSmoothedLoss(self.model, args.label_smoothing_factor, self._labels_index)
+        else:
+            loss_cell = ReturnLoss(self.model)
+        step = TrainOneStepWrapper(
+            loss_cell,
+            self.optimizer,
+            # torch.amp.GradScaler's defaults for fp16; bf16 and float32 need no scaling.
+            scaler="dynamic" if args.fp16 else "none",
+            scaler_config={"scale_value": 2.0**16, "scale_factor": 2.0, "scale_window": 2000} if args.fp16 else None,
+            gradient_accumulation_steps=args.gradient_accumulation_steps,
+            clip_grad="norm" if args.max_grad_norm and args.max_grad_norm > 0 else "none",
+            clip_value=args.max_grad_norm or 1.0,
+        )
+        if self._train_step is not None:  # a rebuild (after re-seeding dropout) keeps the scaler/step state
+            step.load_state_dict(self._train_step.state_dict())
+        elif self._resumed_step_state is not None:
+            step.load_state_dict(self._resumed_step_state)
+            self._resumed_step_state = None
+        return step
+
+    def _reseed_and_rebuild(self, step: int) -> None:
+        if reseed_dropout(self.model, self.args.seed, step) or self._train_step is None:
+            self._train_step = self._build_train_step()
+
+    def _stateful_callbacks(self) -> list:
+        return [cb for cb in self.callback_handler.callbacks + [self.control] if isinstance(cb, ExportableState)]
+
+    def _optimizer_steps(self) -> int:
+        return int(self.optimizer.global_step.asnumpy())
+
+    # ------------------------------------------------------------------ training
+    def train(self, resume_from_checkpoint: Optional[Union[str, bool]] = None, **kwargs) -> TrainOutput:
+        """Trains the model.
+
+        Args:
+            resume_from_checkpoint (`str` or `bool`, *optional*): a `checkpoint-N` folder, or `True` for the last
+                one in `args.output_dir`. Training continues at step N with the same data order, learning rate,
+                optimizer, loss-scaler and dropout state as the interrupted run.
+
+        Returns:
+            `TrainOutput(global_step, training_loss, metrics)`.
+        """
+        args = self.args
+        if resume_from_checkpoint is True or resume_from_checkpoint == "True":
+            resume_from_checkpoint = get_last_checkpoint(args.output_dir)
+            if resume_from_checkpoint is None:
+                raise ValueError(f"No valid checkpoint found in output directory ({args.output_dir})")
+        elif resume_from_checkpoint is False:
+            resume_from_checkpoint = None
+        set_seed(args.seed)
+        self.model.set_train(True)
+        loader = self.get_train_dataloader()
+        self.callback_handler.train_dataloader = loader
+        gas = args.gradient_accumulation_steps
+        steps_per_epoch, max_steps, num_epochs = self.compute_num_steps(len(loader))
+
+        self.state = TrainerState(
+            is_local_process_zero=self.rank == 0,
+            is_world_process_zero=self.rank == 0,
+            stateful_callbacks=self._stateful_callbacks(),
+        )
+        self.state.compute_steps(args, max_steps)
+        self.state.max_steps, self.state.num_train_epochs = max_steps, num_epochs
+        self.state.train_batch_size = args.per_device_train_batch_size
+        self.create_optimizer_and_scheduler(max_steps)
+        self._apply_mixed_precision()
+        self._loop = {"tr_loss": ms.Tensor(0.0, ms.float32), "tr_count_t": ms.Tensor(0, ms.int32),
+                      "total_loss": 0.0, "total_count": 0, "last_logged": 0}
+        start_step = 0
+        if resume_from_checkpoint is not None:
+            start_step = self._load_checkpoint(resume_from_checkpoint)
+        self._train_step = None
+        self._reseed_and_rebuild(start_step)
+
+        start_time = time.time()
+        self.control = self.callback_handler.on_train_begin(args, self.state, self.control)
+        if args.eval_on_start and start_step == 0:
+            self._evaluate_all()  # a sanity check: not a candidate for the best model (as in transformers)
+        epochs_done, batches_to_skip = divmod(start_step, steps_per_epoch)
+        if start_step >= max_steps:  # resumed from the final checkpoint: nothing left to train
+            epochs_done = num_epochs
+        batches_to_skip = 0 if args.ignore_data_skip else batches_to_skip * gas
+
+        for epoch in range(epochs_done, num_epochs):
+            loader.set_epoch(epoch)
+            if epoch == epochs_done and batches_to_skip:
+                loader.skip_batches(batches_to_skip)
+            self.control = self.callback_handler.on_epoch_begin(args, self.state, self.control)
+            step = batches_to_skip - 1 if epoch == epochs_done else -1
+            for batch in loader:
+                step += 1
+                if step >= steps_per_epoch * gas:
+                    break  # incomplete accumulation window at the end of the epoch
+                updates = (step + 1) % gas == 0  # the last batch of an accumulation window updates the weights
+                if step % gas == 0:
+                    self.control = self.callback_handler.on_step_begin(args, self.state, self.control)
+                if updates:
+                    self.control = self.callback_handler.on_pre_optimizer_step(args, self.state, self.control)
+                loss, _, _ = self._train_step(*self._to_inputs(batch))
+                self._accumulate_loss(loss)
+                if not updates:
+                    self.control = self.callback_handler.on_substep_end(args, self.state, self.control)
+                    continue
+                self.control = self.callback_handler.on_optimizer_step(args, self.state, self.control)
+                self.state.global_step += 1
+                self.state.epoch = epoch + (step + 1) / (steps_per_epoch * gas)
+                self.control = self.callback_handler.on_step_end(args, self.state, self.control)
+                self._maybe_log_save_evaluate()
+                if self.control.should_epoch_stop or self.control.should_training_stop:
+                    break
+            self.control = self.callback_handler.on_epoch_end(args, self.state, self.control)
+            self._maybe_log_save_evaluate()
+            if self.control.should_training_stop:
+                break
+
+        if args.load_best_model_at_end and self.state.best_model_checkpoint is not None:
+            self._load_best_model()
+        self._flush_loss()
+        train_loss = self._loop["total_loss"] / max(self._loop["total_count"], 1)
+        metrics = speed_metrics("train", start_time, num_samples=max_steps * args.train_batch_size * gas *
+                                self.world_size, num_steps=max_steps)
+        metrics.update({"total_flos": float(self.state.total_flos), "train_loss": train_loss})
+        self.log(metrics)
+        self._rotate_checkpoints()
+        self.control = self.callback_handler.on_train_end(args, self.state, self.control)
+        return TrainOutput(self.state.global_step, train_loss, metrics)
+
+    def compute_num_steps(self, num_batches: int) -> tuple:
+        """`(update steps per epoch, total update steps, epochs)` for a loader of `num_batches` batches.
+
+        `max_steps > 0` wins over `num_train_epochs`; a fractional `num_train_epochs` stops part-way through the
+        last epoch (`ceil(num_train_epochs * steps_per_epoch)` steps), as in transformers.
+        """
+        gas = self.args.gradient_accumulation_steps
+        if num_batches < gas:
+            raise ValueError(f"The train loader has {num_batches} batches, fewer than gradient_accumulation_steps={gas}.")
+        if num_batches % gas:
+            logger.warning(f"{num_batches % gas} batch(es) at the end of each epoch do not fill a gradient "
+                           f"accumulation window of {gas} and are skipped.")
+        steps_per_epoch = num_batches // gas
+        if self.args.max_steps > 0:
+            max_steps = self.args.max_steps
+        else:
+            max_steps = math.ceil(self.args.num_train_epochs * steps_per_epoch)
+        return steps_per_epoch, max_steps, math.ceil(max_steps / steps_per_epoch)
+
+    def _accumulate_loss(self, loss: Tensor) -> None:
+        # Stays on the device: no host sync per step. Non-finite losses (fp16 overflow) are left out of the mean.
+        finite = ops.isfinite(loss)
+        self._loop["tr_loss"] = self._loop["tr_loss"] + ops.where(finite, loss.astype(ms.float32), 0.0)
+        self._loop["tr_count_t"] = self._loop["tr_count_t"] + finite.astype(ms.int32)
+
+    def _flush_loss(self) -> tuple:
+        """Reads the loss accumulated since the last log (mean over ranks); returns `(sum, count)`."""
+        total = self._loop["tr_loss"]
+        count = self._loop["tr_count_t"].astype(ms.float32)
+        if self.world_size > 1:
+            from mindspore.communication.comm_func import all_reduce
+
+            total, count = all_reduce(total), all_reduce(count)
+        loss_sum, loss_count = float(total.asnumpy()), float(count.asnumpy())
+        self._loop["tr_loss"], self._loop["tr_count_t"] = ms.Tensor(0.0, ms.float32), ms.Tensor(0, ms.int32)
+        self._loop["total_loss"] += loss_sum
+        self._loop["total_count"] += loss_count
+        return loss_sum, loss_count
+
+    def _maybe_log_save_evaluate(self) -> None:
+        if self.control.should_log and self.state.global_step > self._loop["last_logged"]:
+            loss_sum, loss_count = self._flush_loss()
+            optimizer_steps = self._optimizer_steps()
+            logs = {
+                "loss": round(loss_sum / max(loss_count, 1), 4),
+                "grad_norm": float(self._train_step.last_grad_norm.asnumpy()),
+                # The rate the last update used (transformers logs it before stepping the scheduler).
+                "learning_rate": self.args.learning_rate * self._lr_fn(max(optimizer_steps - 1, 0)),
+            }
+            if self.args.fp16:
+                logs["skipped_steps"] = self.state.global_step - optimizer_steps
+                logs["loss_scale"] = float(self._train_step.loss_scaler.scale_value.asnumpy())
+            self._loop["last_logged"] = self.state.global_step
+            self.log(logs)
+        if self.control.should_evaluate:
+            is_new_best = self._evaluate_and_track()
+            if self.args.save_strategy == SaveStrategy.BEST:
+                self.control.should_save = is_new_best
+        if self.control.should_save:
+            self._save_checkpoint()
+            self.control = self.callback_handler.on_save(self.args, self.state, self.control)
+
+    def _evaluate_all(self) -> dict:
+        if isinstance(self.eval_dataset, dict):
+            metrics = {}
+            for name, dataset in self.eval_dataset.items():
+                metrics.update(self.evaluate(dataset, metric_key_prefix=f"eval_{name}"))
+        else:
+            metrics = self.evaluate()
+        self.model.set_train(True)
+        return metrics
+
+    def _evaluate_and_track(self) -> bool:
+        """Evaluates every eval set; returns whether `metric_for_best_model` improved."""
+        return self._determine_best_metric(self._evaluate_all())
+
+    def _determine_best_metric(self, metrics: dict) -> bool:
+        name = self.args.metric_for_best_model
+        if name is None:
+            return False
+        key = name if name.startswith("eval_") else f"eval_{name}"
+        if key not in metrics:
+            raise KeyError(f"The `metric_for_best_model` training argument is set to '{key}', which is not found "
+                           f"in the evaluation metrics. The available metrics are: {list(metrics)}.")
+        value = metrics[key]
+        better = np.greater if self.args.greater_is_better else np.less
+        if self.state.best_metric is None or better(value, self.state.best_metric):
+            self.state.best_metric = value
+            self.state.best_global_step = self.state.global_step
+            return True
+        return False
+
+    def log(self, logs: dict) -> None:
+        """Records `logs` in `state.log_history` (with `epoch` and `step`) and calls `on_log`."""
+        if self.state.epoch is not None:
+            logs["epoch"] = self.state.epoch
+        self.state.log_history.append({**logs, "step": self.state.global_step})
+        self.control = self.callback_handler.on_log(self.args, self.state, self.control, logs)
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict:
+        """Runs evaluation and returns metrics (`{prefix}_loss`, `compute_metrics` results, speed), all prefixed."""
+        start_time = time.time()
+        loader = self.get_eval_dataloader(eval_dataset)
+        output = self.evaluation_loop(loader, "Evaluation", metric_key_prefix=metric_key_prefix)
+        output.metrics.update(speed_metrics(metric_key_prefix, start_time, output.num_samples,
+                                            math.ceil(output.num_samples / self.args.eval_batch_size)))
+        self.log(output.metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, output.metrics)
+        return output.metrics
+
+    def predict(self, test_dataset, ignore_keys=None, metric_key_prefix: str = "test") -> PredictionOutput:
+        """Predictions (logits) on `test_dataset`, its labels if any, and metrics prefixed `test_`."""
+        start_time = time.time()
+        loader = self.get_test_dataloader(test_dataset)
+        output = self.evaluation_loop(loader, "Prediction", metric_key_prefix=metric_key_prefix)
+        output.metrics.update(speed_metrics(metric_key_prefix, start_time, output.num_samples,
+                                            math.ceil(output.num_samples / self.args.eval_batch_size)))
+        self.control = self.callback_handler.on_predict(self.args, self.state, self.control, output.metrics)
+        return PredictionOutput(output.predictions, output.label_ids, output.metrics)
+
+    def evaluation_loop(self, dataloader: MSDataLoader, description: str, prediction_loss_only=None,
+                        ignore_keys=None, metric_key_prefix: str = "eval") -> EvalLoopOutput:
+        """Forward passes over `dataloader`; gathers losses, predictions and labels from every rank."""
+        prediction_loss_only = self.args.prediction_loss_only if prediction_loss_only is None else prediction_loss_only
+        if self._eval_step is None:
+            self._eval_step = EvalStep(self.model, self.args.label_smoothing_factor, self._labels_index)
+        self.model.set_train(False)
+        self.callback_handler.eval_dataloader = dataloader
+        losses, preds, labels = [], [], []
+        for batch in dataloader:
+            inputs = self._to_inputs(batch)
+            has_labels = len(inputs) > self._labels_index and inputs[self._labels_index] is not None
+            outputs = self._eval_step(*inputs)
+            if has_labels:
+                losses.append(np.full(len(batch["labels"]), float(outputs[0].asnumpy()), np.float32))
+                outputs = outputs[1:]
+            if not prediction_loss_only:
+                logits = tuple(o.asnumpy() for o in outputs)
+                logits = logits[0] if len(logits) == 1 else logits
+                if self.preprocess_logits_for_metrics is not None:
+                    logits = self.preprocess_logits_for_metrics(logits, batch.get("labels"))
+                preds.append(logits)
+                if has_labels:
+                    labels.append(batch["labels"])
+            self.control = self.callback_handler.on_prediction_step(self.args, self.state, self.control)
+
+        num_samples = len(dataloader.dataset)
+        all_losses = self._gather(_concat(losses), num_samples) if losses else None
+        all_preds = self._gather(_concat(preds), num_samples) if preds else None
+        all_labels = self._gather(_concat(labels), num_samples) if labels else None
+        metrics = {}
+        if self.compute_metrics is not None and all_preds is not None and all_labels is not None:
+            metrics = self.compute_metrics(EvalPrediction(predictions=all_preds, label_ids=all_labels))
+        metrics = denumpify_detensorize(dict(metrics))
+        if all_losses is not None:
+            metrics[f"{metric_key_prefix}_loss"] = float(all_losses.mean())
+        for key in list(metrics):
+            if not key.startswith(f"{metric_key_prefix}_"):
+                metrics[f"{metric_key_prefix}_{key}"] = metrics.pop(key)
+        return EvalLoopOutput(all_preds, all_labels, metrics, num_samples)
+
+    def _gather(self, array, num_samples: int):
+        """Concatenates every rank's rows in dataset order and drops the padding rows of the last shard."""
+        if isinstance(array, tuple):
+            return tuple(self._gather(a, num_samples) for a in array)
+        if self.world_size == 1:
+            return array[:num_samples]
+        from mindspore.communication.comm_func import all_gather_into_tensor
+
+        gathered = all_gather_into_tensor(Tensor(array))
+        gathered = gathered[0] if isinstance(gathered, tuple) else gathered
+        gathered = gathered.asnumpy().reshape(self.world_size, -1, *array.shape[1:])
+        # Shard r holds rows r, r + world, r + 2 * world, ... of the (padded) order.
+        return gathered.transpose(1, 0, *range(2, gathered.ndim)).reshape(-1, *array.shape[1:])[:num_samples]
+
+    # ------------------------------------------------------------------ saving
+    def save_model(self, output_dir: Optional[str] = None, _internal_call: bool = False) -> None:
+        """Saves the model (Hugging Face safetensors + config), the tokenizer and `training_args.json`."""
+        output_dir = output_dir if output_dir is not None else self.args.output_dir
+        if not self.args.should_save:
+            return
+        self.model.save_pretrained(output_dir)
+        if self.processing_class is not None and hasattr(self.processing_class, "save_pretrained"):
+            self.processing_class.save_pretrained(output_dir)
+        _write_json(os.path.join(output_dir, TRAINING_ARGS_NAME), self.args.to_dict())
+
+    def _save_checkpoint(self) -> None:
+        step = self.state.global_step
+        name = f"{PREFIX_CHECKPOINT_DIR}-{step}"
+        output_dir = os.path.join(self.args.output_dir, name)
+        if self.state.best_global_step == step:
+            self.state.best_model_checkpoint = output_dir
+        if self.args.should_save:
+            os.makedirs(self.args.output_dir, exist_ok=True)
+            tmp_dir = tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=self.args.output_dir)
+            try:
+                self._write_checkpoint(tmp_dir)
+                _replace_dir(tmp_dir, output_dir)
+            finally:
+                shutil.rmtree(tmp_dir, ignore_errors=True)
+            self._rotate_checkpoints()
+        # Dropout masks after this step are re-seeded from the step, so a resume from here draws the same ones.
+        if not self.args.save_only_model:
+            self._reseed_and_rebuild(step)
+
+    def _write_checkpoint(self, directory: str) -> None:
+        from safetensors.numpy import save_file
+
+        self.save_model(directory)
+        self.state.stateful_callbacks = TrainerState(stateful_callbacks=self._stateful_callbacks()).stateful_callbacks
+        self.state.save_to_json(os.path.join(directory, TRAINER_STATE_NAME))
+        if self.args.save_only_model:
+            return
+        save_file(self.optimizer.state_dict(), os.path.join(directory, OPTIMIZER_NAME))
+        save_file({k: np.asarray(v) for k, v in self._train_step.state_dict().items()},
+                  os.path.join(directory, TRAIN_STEP_NAME))
+        _write_json(os.path.join(directory, SCHEDULER_NAME), {"last_epoch": self._optimizer_steps()})
+        py_state = random.getstate()
+        np_state = np.random.get_state()
+        _write_json(os.path.join(directory, RNG_STATE_NAME), {
+            "python": [py_state[0], list(py_state[1]), py_state[2]],
+            "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+            "mindspore_seed": ms.get_seed(),
+            "dropout_seed_step": self.state.global_step,
+        })
+        loss_sum, loss_count = self._flush_loss_for_checkpoint()
+        _write_json(os.path.join(directory, LOOP_STATE_NAME), {
+            "tr_loss_sum": loss_sum, "tr_loss_count": loss_count,
+            "total_loss": self._loop["total_loss"], "total_count": self._loop["total_count"],
+            "last_logged": self._loop["last_logged"],
+        })
+
+    def _flush_loss_for_checkpoint(self) -> tuple:
+        # Reads the running loss without resetting it: the log after this checkpoint must still include it.
+        return float(self._loop["tr_loss"].asnumpy()), int(self._loop["tr_count_t"].asnumpy())
+
+    def _rotate_checkpoints(self) -> None:
+        limit = self.args.save_total_limit
+        if not limit or limit <= 0 or not self.args.should_save:
+            return
+        checkpoints = sorted_checkpoints(self.args.output_dir)
+        best = self.state.best_model_checkpoint
+        if best is not None and os.path.abspath(best) in map(os.path.abspath, checkpoints):
+            # Never delete the best checkpoint: treat it as the newest.
+            checkpoints = [c for c in checkpoints if os.path.abspath(c) != os.path.abspath(best)] + [best]
+            if limit == 1 and checkpoints[-1] != checkpoints[0]:
+                limit = 2  # keep the best and the latest (to resume)
+        for path in checkpoints[: max(len(checkpoints) - limit, 0)]:
+            logger.info(f"Deleting older checkpoint [{path}] due to args.save_total_limit")
+            shutil.rmtree(path, ignore_errors=True)
+
+    # ------------------------------------------------------------------ loading
+    def _load_checkpoint(self, checkpoint: str) -> int:
+        """Restores everything `_save_checkpoint` wrote; returns the global step to continue from."""
+        from safetensors.numpy import load_file
+
+        _check_checkpoint(checkpoint)
+        try:
+            self._load_model_weights(checkpoint)
+            self.optimizer.load_state_dict(load_file(os.path.join(checkpoint, OPTIMIZER_NAME)))
+            self._resumed_step_state = load_file(os.path.join(checkpoint, TRAIN_STEP_NAME))
+            state = TrainerState.load_from_json(os.path.join(checkpoint, TRAINER_STATE_NAME))
+            rng = _read_json(os.path.join(checkpoint, RNG_STATE_NAME))
+            loop = _read_json(os.path.join(checkpoint, LOOP_STATE_NAME))
+        except Exception as error:  # truncated safetensors, invalid JSON, wrong shapes...
+            raise ValueError(f"Checkpoint {checkpoint} is corrupt or incompatible with this model: {error}") from error
+        if state.max_steps != self.state.max_steps:
+            logger.warning(f"The checkpoint was written for max_steps={state.max_steps}, this run has "
+                           f"{self.state.max_steps}: the learning-rate schedule differs.")
+        for key in ("global_step", "epoch", "log_history", "best_metric", "best_global_step",
+                    "best_model_checkpoint", "total_flos", "stateful_callbacks"):
+            setattr(self.state, key, getattr(state, key))
+        if self.args.restore_callback_states_from_checkpoint:
+            self._restore_callback_states(state.stateful_callbacks)
+        random.setstate((rng["python"][0], tuple(rng["python"][1]), rng["python"][2]))
+        np.random.set_state((rng["numpy"][0], np.array(rng["numpy"][1], dtype=np.uint32), *rng["numpy"][2:]))
+        self._loop.update({"tr_loss": ms.Tensor(loop["tr_loss_sum"], ms.float32),
+                           "tr_count_t": ms.Tensor(int(loop["tr_loss_count"]), ms.int32),
+                           "total_loss": loop["total_loss"], "total_count": loop["total_count"],
+                           "last_logged": loop["last_logged"]})
+        return state.global_step
+
+    def _restore_callback_states(self, states: dict) -> None:
+        for callback in self.callback_handler.callbacks:
+            saved = states.get(callback.__class__.__name__)
+            if isinstance(callback, ExportableState) and isinstance(saved, dict):
+                for key, value in saved.get("attributes", {}).items():
+                    setattr(callback, key, value)
+
+    def _load_model_weights(self, checkpoint: str) -> None:
+        from .modeling_utils import load_state_dict_from_file
+
+        path = os.path.join(checkpoint, MODEL_WEIGHTS_NAME)
+        if not os.path.isfile(path):
+            path = os.path.join(checkpoint, "model.safetensors.index.json")
+        self.model.load_state_dict_numpy(load_state_dict_from_file(path), strict=True)
+
+    def _load_best_model(self) -> None:
+        logger.info(f"Loading best model from {self.state.best_model_checkpoint} (score: {self.state.best_metric}).")
+        self._load_model_weights(self.state.best_model_checkpoint)
+
+
+# ---------------------------------------------------------------------- helpers
+def _check_checkpoint(checkpoint: str) -> None:
+    """Raises a clear error if `checkpoint` is not a complete, resumable checkpoint folder."""
+    if not os.path.isdir(checkpoint):
+        raise ValueError(f"Can't find a valid checkpoint at {checkpoint}")
+    files = set(os.listdir(checkpoint))
+    has_model = MODEL_WEIGHTS_NAME in files or "model.safetensors.index.json" in files
+    missing = [f for f in RESUME_FILES if f not in files] + ([] if has_model else [MODEL_WEIGHTS_NAME])
+    if missing:
+        raise ValueError(
+            f"Checkpoint {checkpoint} is incomplete: missing {missing}. It was saved with save_only_model=True, "
+            "or its files were removed or damaged; resume from another checkpoint."
+        )
+
+
+def _replace_dir(src: str, dst: str) -> None:
+    """Moves folder `src` to `dst`, atomically replacing an existing `dst` (rename away, rename in, delete)."""
+    old = None
+    if os.path.exists(dst):
+        old = tempfile.mkdtemp(prefix=".tmp-old-", dir=os.path.dirname(dst))
+        os.replace(dst, os.path.join(old, "ckpt"))
+    os.replace(src, dst)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _concat(chunks: list):
+    """Concatenates per-batch arrays (or tuples of arrays) along the batch axis, padding the sequence axis
+    with -100 like transformers when batches have different lengths."""
+    if isinstance(chunks[0], tuple):
+        return tuple(_concat([c[i] for c in chunks]) for i in range(len(chunks[0])))
+    if chunks[0].ndim < 2 or all(c.shape[1:] == chunks[0].shape[1:] for c in chunks):
+        return np.concatenate(chunks, axis=0)
+    width = max(c.shape[1] for c in chunks)
+    padded = []
+    for c in chunks:
+        pad = [(0, 0), (0, width - c.shape[1])] + [(0, 0)] * (c.ndim - 2)
+        padded.append(np.pad(c, pad, constant_values=-100))
+    return np.concatenate(padded, axis=0)
+
+
+def _write_json(path: str, data: Any) -> None:
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def _read_json(path: str) -> Any:
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+__all__ = ["EvalStep", "LabelSmoothedLoss", "Trainer", "TrainingArguments", "reseed_dropout"]
