@@ -48,6 +48,19 @@ class LossScaler(nn.Cell):
         self.counter.set_data(Tensor(np.asarray(state["counter"], np.int32)))
 
 
+class NoLossScaler(LossScaler):
+    """Scale 1 without the arithmetic: fp32 training should not pay a pass over every gradient for it."""
+
+    def __init__(self):
+        super().__init__(1.0)
+
+    def scale(self, loss: Tensor) -> Tensor:
+        return loss
+
+    def unscale(self, grads: tuple) -> tuple:
+        return grads
+
+
 class DynamicLossScaler(LossScaler):
     """Dynamic loss scale: divided by `scale_factor` on every overflow, multiplied by it after
     `scale_window` consecutive finite steps (never below 1, never to infinity).
@@ -89,7 +102,7 @@ def create_loss_scaler(scaler: str = "default", scaler_config: Optional[Dict[str
     config = dict(scaler_config or {})
     name = scaler.lower()
     if name == "none":
-        return LossScaler(1.0)
+        return NoLossScaler()
     if name in ("default", "static"):
         return LossScaler(**{"scale_value": 1024.0, **config})
     if name in ("dynamic", "auto"):
