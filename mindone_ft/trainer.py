@@ -43,6 +43,7 @@ from .mindspore_adapter import (
     init_environment,
     length_buckets,
 )
+from .mindspore_adapter.collectives import all_gather, all_reduce_sum, barrier
 from .optimization import get_schedule_fn, get_scheduler
 from .trainer_callback import (
     CallbackHandler,
@@ -316,6 +317,9 @@ class Trainer:
         group = train and self.args.train_sampling_strategy == "group_by_length"
         if group and lengths is None:
             raise ValueError("group_by_length needs an `input_ids` column or `length_column_name` in the dataset.")
+        if not train and len(dataset) < self.world_size:  # a rank without rows would skip the gather and hang
+            raise ValueError(f"The {description} set has {len(dataset)} rows, fewer than the {self.world_size} "
+                             "data-parallel ranks: each rank needs at least one.")
         return MSDataLoader(
             dataset,
             batch_size=batch_size,
@@ -323,6 +327,9 @@ class Trainer:
             shuffle=train and self.args.train_sampling_strategy == "random",
             seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
             drop_last=train and self.args.dataloader_drop_last,
+            # Training shards are padded so ranks step in lockstep; evaluation repeats no row, so that gathered
+            # metrics equal a single-process evaluation.
+            even_shards=train,
             group_by_length=group,
             lengths=lengths if group else None,
             require_labels=train,
@@ -549,14 +556,8 @@ class Trainer:
         self._loop["tr_count_t"] = self._loop["tr_count_t"] + finite.astype(ms.int32)
 
     def _flush_loss(self) -> tuple:
-        """Reads the loss accumulated since the last log (mean over ranks); returns `(sum, count)`."""
-        total = self._loop["tr_loss"]
-        count = self._loop["tr_count_t"].astype(ms.float32)
-        if self.world_size > 1:
-            from mindspore.communication.comm_func import all_reduce
-
-            total, count = all_reduce(total), all_reduce(count)
-        loss_sum, loss_count = float(total.asnumpy()), float(count.asnumpy())
+        """Reads and resets the loss accumulated since the last log; returns `(sum, count)` over all ranks."""
+        loss_sum, loss_count = self._running_loss()
         self._loop["tr_loss"], self._loop["tr_count_t"] = ms.Tensor(0.0, ms.float32), ms.Tensor(0, ms.int32)
         self._loop["total_loss"] += loss_sum
         self._loop["total_count"] += loss_count
@@ -686,18 +687,20 @@ class Trainer:
         return EvalLoopOutput(all_preds, all_labels, metrics, num_samples)
 
     def _gather(self, array, num_samples: int):
-        """Concatenates every rank's rows in dataset order and drops the padding rows of the last shard."""
+        """Every rank's rows of `array` (or of each array of a tuple), in dataset order."""
         if isinstance(array, tuple):
             return tuple(self._gather(a, num_samples) for a in array)
         if self.world_size == 1:
             return array[:num_samples]
-        from mindspore.communication.comm_func import all_gather_into_tensor
-
-        gathered = all_gather_into_tensor(Tensor(array))
-        gathered = gathered[0] if isinstance(gathered, tuple) else gathered
-        gathered = gathered.asnumpy().reshape(self.world_size, -1, *array.shape[1:])
-        # Shard r holds rows r, r + world, r + 2 * world, ... of the (padded) order.
-        return gathered.transpose(1, 0, *range(2, gathered.ndim)).reshape(-1, *array.shape[1:])[:num_samples]
+        # Shards may differ by one row, and token-level outputs in padded length: pad every rank's array to the
+        # largest shape (with -100, as transformers' pad_across_processes) so that all send the same shape.
+        shape = all_gather(np.array(array.shape, np.int32)).max(axis=0)
+        padding = [(0, int(target) - size) for target, size in zip(shape, array.shape)]
+        gathered = all_gather(np.pad(array, padding, constant_values=-100))
+        # Shard r holds rows r, r + world, r + 2 * world, ...: interleave, then drop the padding rows, which
+        # all land after the last real row.
+        rows = gathered.swapaxes(0, 1).reshape(-1, *shape[1:])
+        return rows[:num_samples]
 
     # ------------------------------------------------------------------ saving
     def save_model(self, output_dir: Optional[str] = None, _internal_call: bool = False) -> None:
@@ -716,11 +719,12 @@ class Trainer:
         output_dir = os.path.join(self.args.output_dir, name)
         if self.state.best_global_step == step:
             self.state.best_model_checkpoint = output_dir
+        running_loss = self._running_loss()  # a collective: every rank calls it, only rank 0 writes
         if self.args.should_save:
             os.makedirs(self.args.output_dir, exist_ok=True)
             tmp_dir = tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=self.args.output_dir)
             try:
-                self._write_checkpoint(tmp_dir)
+                self._write_checkpoint(tmp_dir, running_loss)
                 _replace_dir(tmp_dir, output_dir)
             finally:
                 shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -729,7 +733,8 @@ class Trainer:
         if not self.args.save_only_model:
             self._reseed_and_rebuild(step)
 
-    def _write_checkpoint(self, directory: str) -> None:
+    def _write_checkpoint(self, directory: str, running_loss: tuple = (0.0, 0)) -> None:
+        """Writes every checkpoint file into `directory`; `running_loss` is `_running_loss()`."""
         from safetensors.numpy import save_file
 
         self.save_model(directory)
@@ -749,16 +754,18 @@ class Trainer:
             "mindspore_seed": ms.get_seed(),
             "dropout_seed_step": self.state.global_step,
         })
-        loss_sum, loss_count = self._flush_loss_for_checkpoint()
         _write_json(os.path.join(directory, LOOP_STATE_NAME), {
-            "tr_loss_sum": loss_sum, "tr_loss_count": loss_count,
+            "tr_loss_sum": running_loss[0], "tr_loss_count": running_loss[1],
             "total_loss": self._loop["total_loss"], "total_count": self._loop["total_count"],
             "last_logged": self._loop["last_logged"],
         })
 
-    def _flush_loss_for_checkpoint(self) -> tuple:
-        # Reads the running loss without resetting it: the log after this checkpoint must still include it.
-        return float(self._loop["tr_loss"].asnumpy()), int(self._loop["tr_count_t"].asnumpy())
+    def _running_loss(self) -> tuple:
+        """`(sum, count)` of the loss since the last log, summed over ranks, without resetting it (the log after a
+        checkpoint must still include it)."""
+        local = np.array([self._loop["tr_loss"].asnumpy(), self._loop["tr_count_t"].asnumpy()], np.float32)
+        total = all_reduce_sum(local) if self.world_size > 1 else local
+        return float(total[0]), int(round(float(total[1])))
 
     def _rotate_checkpoints(self) -> None:
         limit = self.args.save_total_limit
@@ -800,8 +807,10 @@ class Trainer:
             self._restore_callback_states(state.stateful_callbacks)
         random.setstate((rng["python"][0], tuple(rng["python"][1]), rng["python"][2]))
         np.random.set_state((rng["numpy"][0], np.array(rng["numpy"][1], dtype=np.uint32), *rng["numpy"][2:]))
-        self._loop.update({"tr_loss": ms.Tensor(loop["tr_loss_sum"], ms.float32),
-                           "tr_count_t": ms.Tensor(int(loop["tr_loss_count"]), ms.int32),
+        # The saved running loss is the sum over ranks: rank 0 carries it, so the next log's sum counts it once.
+        carried = (loop["tr_loss_sum"], int(loop["tr_loss_count"])) if self.rank == 0 else (0.0, 0)
+        self._loop.update({"tr_loss": ms.Tensor(carried[0], ms.float32),
+                           "tr_count_t": ms.Tensor(carried[1], ms.int32),
                            "total_loss": loop["total_loss"], "total_count": loop["total_count"],
                            "last_logged": loop["last_logged"]})
         return state.global_step
@@ -822,6 +831,8 @@ class Trainer:
         self.model.load_state_dict_numpy(load_state_dict_from_file(path), strict=True)
 
     def _load_best_model(self) -> None:
+        if self.world_size > 1:
+            barrier()  # rank 0 may still be writing the checkpoint the others are about to read
         logger.info(f"Loading best model from {self.state.best_model_checkpoint} (score: {self.state.best_metric}).")
         self._load_model_weights(self.state.best_model_checkpoint)
 

@@ -515,7 +515,7 @@ class TrainingArguments:
         if self.world_size <= 1:
             yield
             return
-        from mindspore.communication.comm_func import barrier
+        from .mindspore_adapter.collectives import barrier
 
         if self.process_index != 0:
             barrier()

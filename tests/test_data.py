@@ -137,6 +137,17 @@ def test_shards_are_disjoint_and_cover_the_data(num_rows):
         MSDataLoader(rows([1]), batch_size=1, num_shards=2, shard_id=2)
 
 
+def test_uneven_shards_repeat_no_row():
+    """Evaluation shards: 11 rows over 3 shards are 4 + 4 + 3 rows, each row exactly once."""
+    shards = [MSDataLoader(rows(range(1, 12)), batch_size=2, num_shards=3, shard_id=i, even_shards=False,
+                           output_numpy=True, collate_fn=NumpyDataCollator(pad_token_id=0)) for i in range(3)]
+    indices = [s.shard_indices() for s in shards]
+    assert [len(i) for i in indices] == [4, 4, 3] and [len(s) for s in shards] == [2, 2, 2]
+    assert sorted(np.concatenate(indices)) == list(range(11))
+    np.testing.assert_array_equal(indices[2], [2, 5, 8])
+    assert sum(len(b["labels"]) for s in shards for b in s) == 11
+
+
 def test_skip_batches_resumes_mid_epoch():
     data = rows(range(1, 11))
     loader = MSDataLoader(data, batch_size=3, shuffle=True, seed=1, output_numpy=True,

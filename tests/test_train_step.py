@@ -238,24 +238,17 @@ def test_data_parallel_averages_grads_and_agrees_on_overflow_with_msrun(tmp_path
     """Two msrun workers on CPU: grads are averaged over ranks, and one rank's overflow skips the step on both."""
     import json
     import os
-    import shutil
-    import subprocess
-    import sys
 
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    from _msrun import run_msrun, worker_logs
+
     script = tmp_path / "dp_step.py"
     script.write_text(DISTRIBUTED_SCRIPT)
-    bin_dir = os.path.dirname(sys.executable)
-    env = dict(os.environ, PATH=bin_dir + os.pathsep + os.environ["PATH"], GLOG_v="3",
-               PYTHONPATH=root, TEST_DIR=os.path.dirname(os.path.abspath(__file__)))
-    msrun = shutil.which("msrun", path=env["PATH"])
-    command = [msrun, "--worker_num=2", "--local_worker_num=2", "--master_addr=127.0.0.1", "--master_port=8137",
-               f"--log_dir={tmp_path / 'logs'}", "--join=True", str(script)]
-    subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    job = run_msrun(script, log_dir=tmp_path / "logs", timeout=300,
+                    env={"TEST_DIR": os.path.dirname(os.path.abspath(__file__))})
     results = []
-    for log in sorted((tmp_path / "logs").glob("worker_*.log")):
-        lines = [ln for ln in log.read_text().splitlines() if ln.startswith("RESULT ")]
-        assert lines, log.read_text()[-3000:]
+    for log in worker_logs(tmp_path / "logs").values():
+        lines = [ln for ln in log.splitlines() if ln.startswith("RESULT ")]
+        assert lines, job.stdout[-2000:] + log[-3000:]
         results.append(json.loads(lines[-1][len("RESULT "):]))
     assert sorted(r["rank"] for r in results) == [0, 1] and all(r["world_size"] == 2 for r in results)
     grad_w, _ = _reference_grads()  # the full batch's gradient = mean of the two equal halves' gradients

@@ -246,7 +246,7 @@ def test_crash_while_saving_leaves_previous_checkpoints_intact(run_epoch, monkey
     out = trainer.args.output_dir
     before = {n: sorted(os.listdir(os.path.join(out, n))) for n in os.listdir(out)}
 
-    def crash(directory):
+    def crash(directory, *args):
         trainer.model.save_pretrained(directory)  # half of the files are written...
         raise KeyboardInterrupt("power cut")
 

@@ -243,8 +243,11 @@ class MSDataLoader:
         seed (`int`, *optional*, defaults to 0): base seed of the shuffle.
         drop_last (`bool`, *optional*, defaults to `False`): drop the last incomplete batch.
         num_shards, shard_id (`int`, *optional*): data-parallel sharding; default to the world size and rank
-            recorded by `init_environment`. Every shard gets the same number of rows (the order is padded
-            by repeating its start, like `torch.utils.data.DistributedSampler`), so ranks step in lockstep.
+            recorded by `init_environment`. Shard `r` holds rows `r, r + num_shards, ...` of the epoch's order.
+        even_shards (`bool`, *optional*, defaults to `True`): give every shard the same number of rows by
+            repeating the start of the order (like `torch.utils.data.DistributedSampler`), so ranks step in
+            lockstep, as training needs. `False` repeats no row and shards differ by at most one row:
+            evaluation, where a repeated row would change the metrics.
         group_by_length (`bool`, *optional*, defaults to `False`): batch rows of similar length together.
         lengths (`Sequence[int]`, *optional*): row lengths for `group_by_length`; default: length of
             each row's `length_column`.
@@ -264,6 +267,7 @@ class MSDataLoader:
         drop_last: bool = False,
         num_shards: Optional[int] = None,
         shard_id: Optional[int] = None,
+        even_shards: bool = True,
         group_by_length: bool = False,
         lengths: Optional[Sequence[int]] = None,
         length_column: str = "input_ids",
@@ -277,6 +281,7 @@ class MSDataLoader:
         self.shard_id = shard_id if shard_id is not None else (rank_info.rank if num_shards is None else 0)
         if not 0 <= self.shard_id < self.num_shards:
             raise ValueError(f"`shard_id` must be in [0, {self.num_shards}), got {self.shard_id}.")
+        self.even_shards = even_shards
         self.dataset = dataset
         self.batch_size = batch_size
         self.collate_fn = collate_fn if collate_fn is not None else NumpyDataCollator()
@@ -314,6 +319,8 @@ class MSDataLoader:
     def shard_indices(self) -> np.ndarray:
         """Row indices this shard visits in the current epoch."""
         order = self._epoch_order()
+        if not self.even_shards:
+            return order[self.shard_id:: self.num_shards]
         total = self._rows_per_shard() * self.num_shards
         if total > len(order):  # pad so every shard has the same number of rows
             order = np.resize(order, total)
@@ -321,6 +328,8 @@ class MSDataLoader:
 
     def _rows_per_shard(self) -> int:
         rows = len(self.dataset)
+        if not self.even_shards:
+            return len(range(self.shard_id, rows, self.num_shards))
         return rows // self.num_shards if self.drop_last else math.ceil(rows / self.num_shards)
 
     def _epoch_order(self) -> np.ndarray:
