@@ -46,7 +46,7 @@ class ExampleArguments:
     max_train_samples: Optional[int] = field(default=2000, metadata={"help": "Training reviews to use."})
     max_eval_samples: Optional[int] = field(default=1000, metadata={"help": "Evaluation reviews to use."})
     num_train_epochs: int = field(default=1, metadata={"help": "Passes over the training reviews."})
-    per_device_train_batch_size: int = field(default=16, metadata={"help": "Training batch size per device."})
+    per_device_train_batch_size: int = field(default=8, metadata={"help": "Training batch size per device."})
     per_device_eval_batch_size: int = field(default=64, metadata={"help": "Evaluation batch size per device."})
     learning_rate: float = field(default=5e-5, metadata={"help": "Peak learning rate (linear decay to 0)."})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay (not on biases and norms)."})
