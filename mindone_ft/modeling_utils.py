@@ -124,16 +124,6 @@ class Embedding(nn.Cell):
         return embeddings
 
 
-def _accurate_tanh(x):
-    """tanh accurate to ~2e-7 like PyTorch's.
-
-    MindSpore 2.10's CPU `ops.tanh` is off by up to 1e-4 around |x| = 5 (measured against torch), which shows up
-    in BERT's pooler. Its error is below 2e-7 for |x| < 2, so large inputs use the exact identity
-    tanh(x) = 2 * sigmoid(2x) - 1 instead (no cancellation there).
-    """
-    return ops.where(ops.abs(x) < 2.0, ops.tanh(x), 2.0 * ops.sigmoid(2.0 * x) - 1.0)
-
-
 def _gelu(x):
     """transformers' "gelu", the exact erf form, written as torch computes it: x * 0.5 * (1 + erf(x / sqrt(2))).
 
@@ -168,7 +158,7 @@ ACT2FN: Dict[str, Callable] = {
     "relu": ops.relu,
     "silu": ops.silu,
     "swish": ops.silu,
-    "tanh": _accurate_tanh,
+    "tanh": compat.accurate_tanh,
     "sigmoid": ops.sigmoid,
     "linear": _identity,
 }
@@ -393,17 +383,14 @@ def _resolve_hub_file(repo_id: str, filename: str, hub_kwargs: Dict[str, Any]) -
         return None
 
 
-def resolve_weights_file(
-    pretrained_model_name_or_path: str,
-    cache_dir: Optional[str] = None,
-    force_download: bool = False,
-    local_files_only: bool = False,
-    token: Optional[Union[str, bool]] = None,
-    revision: str = "main",
-    subfolder: str = "",
-) -> str:
-    """Local path of the weights of a model folder or Hub id (safetensors, sharded index, or pytorch_model.bin)."""
+def resolve_weights_file(pretrained_model_name_or_path: str, hub_kwargs: Dict[str, Any]) -> str:
+    """Local path of the weights of a model folder or Hub id (safetensors, sharded index, or pytorch_model.bin).
+
+    `hub_kwargs` are `huggingface_hub.hf_hub_download`'s (cache_dir, revision, subfolder, ...), as built by
+    `from_pretrained`.
+    """
     path = pretrained_model_name_or_path
+    subfolder = hub_kwargs.get("subfolder") or ""
     if os.path.isdir(path):
         for name in WEIGHTS_CANDIDATES:
             candidate = os.path.join(path, subfolder, name)
@@ -413,14 +400,7 @@ def resolve_weights_file(
             f"No model weights found in the folder {os.path.join(path, subfolder)}: looked for "
             f"{', '.join(WEIGHTS_CANDIDATES)}."
         )
-    hub_kwargs = dict(
-        cache_dir=cache_dir,
-        force_download=force_download,
-        local_files_only=local_files_only,
-        token=token,
-        revision=revision,
-        subfolder=subfolder or None,
-    )
+    cache_dir = hub_kwargs.get("cache_dir")
     try:
         for name in WEIGHTS_CANDIDATES:
             resolved = _resolve_hub_file(path, name, hub_kwargs)
@@ -740,7 +720,7 @@ class MSPreTrainedModel(nn.Cell):
             local_files_only=local_files_only,
             token=token,
             revision=revision,
-            subfolder=subfolder,
+            subfolder=subfolder,  # "" = the repository root, as in transformers
         )
 
         if config is None or isinstance(config, (str, os.PathLike)):
@@ -756,7 +736,7 @@ class MSPreTrainedModel(nn.Cell):
                     model_kwargs[key] = value
         config.name_or_path = path
 
-        weights_file = resolve_weights_file(path, **hub_kwargs)
+        weights_file = resolve_weights_file(path, hub_kwargs)
         state_dict = load_state_dict_from_file(weights_file)
 
         model = cls(config, *model_args, **model_kwargs)

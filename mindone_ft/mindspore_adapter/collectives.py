@@ -1,21 +1,20 @@
 """Host-side collectives for data-parallel bookkeeping: logged loss, gathered evaluation outputs, barriers.
 
-They use the `ops.AllReduce` / `ops.AllGather` primitives, which run on Ascend, GPU and CPU. In MindSpore 2.10
-the functional `mindspore.communication.comm_func` versions (`all_reduce`, `all_gather_into_tensor`,
-`barrier`) have no CPU kernels, so code using them could not be tested on CPU (or run there at all).
+The collective primitives come from `utils.compat`, which picks ones that run on Ascend, GPU and CPU alike.
 Every rank must call the same collectives in the same order, or the job hangs until msrun's timeout.
 """
 
 import numpy as np
 
 import mindspore as ms
-from mindspore import ops
+
+from ..utils import compat
 
 
 def all_reduce_sum(array) -> np.ndarray:
     """Element-wise sum over all ranks, computed in float32 (the only float type CPU AllReduce and every other
     backend share)."""
-    return ops.AllReduce(ops.ReduceOp.SUM)(ms.Tensor(np.asarray(array, np.float32))).asnumpy()
+    return compat.all_reduce_sum_op()(ms.Tensor(np.asarray(array, np.float32))).asnumpy()
 
 
 def all_gather(array: np.ndarray) -> np.ndarray:
@@ -28,7 +27,7 @@ def all_gather(array: np.ndarray) -> np.ndarray:
     if dtype == np.bool_:
         array = array.astype(np.int32)
     # AllGather concatenates along axis 0, which must not be empty: gather one "row" per rank.
-    gathered = ops.AllGather()(ms.Tensor(np.ascontiguousarray(array)[None]))
+    gathered = compat.all_gather_op()(ms.Tensor(np.ascontiguousarray(array)[None]))
     return gathered.asnumpy().astype(dtype, copy=False)
 
 

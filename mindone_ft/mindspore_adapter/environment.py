@@ -168,16 +168,10 @@ def init_environment(args: Optional[MindSporeArguments] = None) -> RankInfo:
     return _rank_info
 
 
-# Seconds a CPU collective waits for the other ranks. MindSpore's default, 30 s, fails a job whenever one rank
-# compiles its graph more than 30 s later than another (a busy host, a large model). A dead worker still
-# ends the job quickly: msrun stops all workers when one exits with an error.
-CPU_COMM_TIMEOUT_S = 600
-
-
 def _init_data_parallel() -> RankInfo:
     from mindspore.communication import get_group_size, get_rank, init
 
-    os.environ.setdefault("MS_CPU_COMM_OP_TIMEOUT", str(CPU_COMM_TIMEOUT_S))  # read by the CPU kernels
+    compat.extend_cpu_collective_timeout()
     init()
     info = RankInfo(get_rank(), get_group_size())
     ms.set_auto_parallel_context(

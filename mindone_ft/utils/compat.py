@@ -48,6 +48,16 @@ def supports_hardware_overflow_status() -> bool:
     return device_target() == ASCEND
 
 
+def accurate_tanh(x):
+    """tanh accurate to ~2e-7 like PyTorch's, on every backend.
+
+    MindSpore 2.10's CPU `ops.tanh` is off by up to 1e-4 around |x| = 5 (measured against torch), which shows up
+    in BERT's pooler. Its error is below 2e-7 for |x| < 2, so large inputs use the exact identity
+    tanh(x) = 2 * sigmoid(2x) - 1 instead (no cancellation there).
+    """
+    return ms.ops.where(ms.ops.abs(x) < 2.0, ms.ops.tanh(x), 2.0 * ms.ops.sigmoid(2.0 * x) - 1.0)
+
+
 def set_device(target: str) -> None:
     """`ms.set_device(target)`, tolerating a runtime that already started on the same backend.
 
@@ -74,3 +84,29 @@ def set_cpu_threads(num: int) -> None:
 
     if not RuntimeConf.get_instance().is_op_threads_num_configured():
         ms.device_context.cpu.op_tuning.threads_num(num)
+
+
+# Seconds a CPU collective waits for the other ranks. MindSpore 2.10's default, 30 s, fails a job whenever one
+# rank compiles its graph more than 30 s later than another (a busy host, a large model). A dead worker still
+# ends the job quickly: msrun stops all workers when one exits with an error.
+CPU_COMM_TIMEOUT_S = 600
+
+
+def extend_cpu_collective_timeout() -> None:
+    """Raises the CPU collectives' timeout to `CPU_COMM_TIMEOUT_S` unless the user set
+    `MS_CPU_COMM_OP_TIMEOUT`; must run before `mindspore.communication.init()`."""
+    os.environ.setdefault("MS_CPU_COMM_OP_TIMEOUT", str(CPU_COMM_TIMEOUT_S))
+
+
+def all_reduce_sum_op():
+    """A summing all-reduce that runs on every backend.
+
+    In MindSpore 2.10 the functional `mindspore.communication.comm_func` collectives (`all_reduce`,
+    `all_gather_into_tensor`, `barrier`) have no CPU kernels; the `ops` primitives do.
+    """
+    return ms.ops.AllReduce(ms.ops.ReduceOp.SUM)
+
+
+def all_gather_op():
+    """An all-gather (concatenating along axis 0) that runs on every backend; see `all_reduce_sum_op`."""
+    return ms.ops.AllGather()
