@@ -36,6 +36,8 @@ setup(
     long_description=open(os.path.join(HERE, "README.md"), encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["mindone_ft", "mindone_ft.*"]),
+    # The CPU kernels' C++ source is compiled on the user's machine at first use (mindone_ft/kernels/cpu.py).
+    package_data={"mindone_ft.kernels": ["*.cc"]},
     python_requires=">=3.9",
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,

@@ -30,6 +30,7 @@ import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
 from mindspore.common.initializer import Normal, initializer
 
+from .kernels import cpu as cpu_kernels
 from .utils import compat
 from .utils.offline import resolve_model_name
 
@@ -87,7 +88,8 @@ class LayerNorm(nn.Cell):
     """Layer normalization over the last axis with PyTorch parameter names (`weight`, `bias`).
 
     `nn.LayerNorm` names its parameters gamma/beta; this cell keeps checkpoint names identical instead of renaming
-    keys. On Ascend it uses the fused `mint` kernel, which fails on CPU (see MINDSPORE_NOTES.md).
+    keys. On Ascend it uses the fused `mint` kernel, which fails on CPU (see MINDSPORE_NOTES.md); on CPU, float32
+    inputs use mindone_ft's fused kernel (MindSpore's LayerNormGrad is ~7x slower than PyTorch's there).
     """
 
     def __init__(self, normalized_shape: int, eps: float = 1e-5):
@@ -97,12 +99,39 @@ class LayerNorm(nn.Cell):
         self.weight = Parameter(initializer("ones", (normalized_shape,), ms.float32), name="weight")
         self.bias = Parameter(initializer("zeros", (normalized_shape,), ms.float32), name="bias")
         self.use_fused = compat.use_ascend_kernels()
+        self.use_cpu_kernel = compat.use_cpu_kernels()
+        if self.use_cpu_kernel:
+            self.cpu_layer_norm = cpu_kernels.layer_norm_op()
+            self.eps_tensor = cpu_kernels.layer_norm_eps(eps)
         self.layer_norm = ops.LayerNorm(begin_norm_axis=-1, begin_params_axis=-1, epsilon=eps)
 
     def construct(self, x):
         if self.use_fused:
             return ms.mint.nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        if self.use_cpu_kernel and x.dtype == ms.float32 and self.weight.dtype == ms.float32:
+            return self.cpu_layer_norm(x, self.weight, self.bias, self.eps_tensor)[0]
         return self.layer_norm(x, self.weight, self.bias)[0]
+
+
+class Linear(nn.Dense):
+    """`nn.Dense` (whose parameters already have PyTorch's names, `weight` and `bias`).
+
+    On CPU, float32 inputs add the bias with mindone_ft's kernel: MindSpore's BiasAddGrad is ~6x slower than
+    PyTorch's bias gradient there (profiled).
+    """
+
+    def __init__(self, in_features: int, out_features: int, has_bias: bool = True):
+        super().__init__(in_features, out_features, has_bias=has_bias)
+        self.use_cpu_kernel = has_bias and compat.use_cpu_kernels()
+        if self.use_cpu_kernel:
+            self.cpu_bias_add = cpu_kernels.bias_add_op()
+
+    def construct(self, x):
+        if not (self.use_cpu_kernel and x.dtype == ms.float32 and self.weight.dtype == ms.float32):
+            return super().construct(x)
+        shape = x.shape
+        y = self.cpu_bias_add(self.matmul(x.reshape(-1, shape[-1]), self.weight), self.bias)
+        return y.reshape(shape[:-1] + (y.shape[-1],))
 
 
 class Embedding(nn.Cell):
@@ -177,8 +206,13 @@ class Activation(nn.Cell):
         # Chosen here, once: backend queries cannot run inside a graph-compiled construct.
         fused = _ASCEND_ACT2FN if compat.use_ascend_kernels() else {}
         self.fn = fused.get(name, ACT2FN[name])
+        self.use_cpu_kernel = name == "gelu" and compat.use_cpu_kernels()
+        if self.use_cpu_kernel:
+            self.cpu_fn = cpu_kernels.gelu_op()
 
     def construct(self, x):
+        if self.use_cpu_kernel and x.dtype == ms.float32:
+            return self.cpu_fn(x)
         return self.fn(x)
 
 
@@ -187,7 +221,25 @@ def get_activation(name: str) -> Activation:
     return Activation(name)
 
 
-def eager_attention(query, key, value, attention_mask, scaling: float, dropout: nn.Cell, head_mask=None):
+class Softmax(nn.Cell):
+    """Softmax over the last axis; on CPU, float32 inputs use mindone_ft's fused kernel (MindSpore composes the
+    gradient from four slow element-wise kernels there)."""
+
+    def __init__(self):
+        super().__init__()
+        self.use_cpu_kernel = compat.use_cpu_kernels()
+        if self.use_cpu_kernel:
+            self.cpu_softmax = cpu_kernels.softmax_op()
+
+    def construct(self, x):
+        if self.use_cpu_kernel and x.dtype == ms.float32:
+            return self.cpu_softmax(x)
+        return ops.softmax(x, axis=-1)
+
+
+def eager_attention(
+    query, key, value, attention_mask, scaling: float, softmax: nn.Cell, dropout: nn.Cell, head_mask=None
+):
     """Scaled dot-product attention in the same operation order as transformers' `eager_attention_forward`.
 
     Shapes: query/key/value `(batch, heads, seq, head_dim)`; `attention_mask` is additive, broadcastable to
@@ -200,7 +252,7 @@ def eager_attention(query, key, value, attention_mask, scaling: float, dropout: 
     scores = _matmul_transpose_b(query, key) * scaling
     if attention_mask is not None:
         scores = scores + attention_mask
-    probs = ops.softmax(scores, axis=-1)
+    probs = softmax(scores)
     probs = dropout(probs)
     if head_mask is not None:
         probs = probs * head_mask

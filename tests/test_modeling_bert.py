@@ -100,12 +100,16 @@ def mode(request):
     ms.set_context(mode=previous)
 
 
-@pytest.fixture
-def graph_mode():
-    previous = ms.get_context("mode")
-    ms.set_context(mode=ms.GRAPH_MODE)
-    yield
-    ms.set_context(mode=previous)
+@pytest.fixture(params=["cpu_kernels", "portable"])
+def kernels(request, monkeypatch):
+    """Models built with mindone_ft's fused CPU kernels (the default on CPU) or with MindSpore's own ops only."""
+    from mindone_ft.utils import compat
+
+    if request.param == "portable":
+        monkeypatch.setattr(compat, "use_cpu_kernels", lambda: False)
+    else:
+        assert compat.use_cpu_kernels(), "the fused CPU kernels could not be built on this machine"
+    return request.param
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -179,7 +183,7 @@ def test_activations_match_transformers(name):
 # --------------------------------------------------------------------------------------------------------------
 
 
-def test_real_checkpoint_parity(mode, model_path, tmp_path):
+def test_real_checkpoint_parity(mode, kernels, model_path, tmp_path):
     """The real pretrained MiniLM with tokenized reviews (padding, sentence pairs) against transformers."""
     tokenizer = transformers.AutoTokenizer.from_pretrained(model_path)
     first = ["A gripping, beautifully shot film.", "Dull and far too long; I left early."]
@@ -194,14 +198,18 @@ def test_real_checkpoint_parity(mode, model_path, tmp_path):
     with torch.no_grad():
         torch_out = torch_base(**to_torch(encoded))
     ms_out = ms_base(**to_ms(encoded))
-    assert_outputs_close(ms_out, torch_out, ["last_hidden_state", "pooler_output"], f"real.BertModel.{mode}")
+    assert_outputs_close(
+        ms_out, torch_out, ["last_hidden_state", "pooler_output"], f"real.BertModel.{mode}.{kernels}"
+    )
 
     torch_cls = transformers.BertForSequenceClassification.from_pretrained(model_path, num_labels=3).eval()
     ms_cls = torch_to_ms(torch_cls, mindone_ft.BertForSequenceClassification, tmp_path)
     with torch.no_grad():
         torch_out = torch_cls(**to_torch(encoded), labels=torch.from_numpy(labels))
     ms_out = ms_cls(**to_ms(encoded), labels=ms.Tensor(labels))
-    assert_outputs_close(ms_out, torch_out, ["loss", "logits"], f"real.BertForSequenceClassification.{mode}")
+    assert_outputs_close(
+        ms_out, torch_out, ["loss", "logits"], f"real.BertForSequenceClassification.{mode}.{kernels}"
+    )
 
 
 # (class name, label arguments as numpy, config overrides)
@@ -359,7 +367,7 @@ def test_inputs_embeds_equals_input_ids():
     ("BertForSequenceClassification", {"labels": np.array([1, 0, 1])}),
     ("BertForMaskedLM", {"labels": np.where(np.arange(27).reshape(3, 9) % 3 == 0, 7, -100)}),
 ])
-def test_gradients_match_transformers(class_name, labels, mode, tmp_path):
+def test_gradients_match_transformers(class_name, labels, mode, kernels, tmp_path):
     """d(loss)/d(every parameter) against torch autograd, dropout off; tied MLM weights get both contributions."""
     config = tiny_config()
     torch.manual_seed(3)
@@ -390,4 +398,4 @@ def test_gradients_match_transformers(class_name, labels, mode, tmp_path):
         error = np.linalg.norm(grad.asnumpy() - expected) / max(np.linalg.norm(expected), 1e-6)
         worst = max(worst, error)
         assert error < GRAD_RTOL, f"{name}: relative gradient error {error}"
-    record(f"grad.{class_name}.{mode}", worst)
+    record(f"grad.{class_name}.{mode}.{kernels}", worst)

@@ -21,15 +21,6 @@ LOGGER = "mindone_ft.modeling_utils"
 
 
 @pytest.fixture
-def pynative():
-    # Loading logic is mode independent; PyNative avoids graph compiles here.
-    previous = ms.get_context("mode")
-    ms.set_context(mode=ms.PYNATIVE_MODE)
-    yield
-    ms.set_context(mode=previous)
-
-
-@pytest.fixture
 def tiny_cls_dir(tmp_path):
     """A tiny BertForSequenceClassification (3 labels) saved by transformers."""
     torch.manual_seed(0)

@@ -37,6 +37,18 @@ def use_ascend_kernels() -> bool:
     return device_target() == ASCEND
 
 
+def use_cpu_kernels() -> bool:
+    """mindone_ft's own fused float32 CPU kernels (`mindone_ft.kernels.cpu`): on CPU, when they could be built.
+
+    MindSpore 2.10's CPU GELU, LayerNorm gradient and softmax gradient are slow chains of element-wise kernels.
+    """
+    if device_target() != CPU:
+        return False
+    from ..kernels import cpu
+
+    return cpu.available()
+
+
 def supports_bf16_matmul() -> bool:
     """bf16 MatMul is not implemented on MindSpore's CPU backend."""
     return device_target() != CPU
@@ -82,8 +94,11 @@ def set_cpu_threads(num: int) -> None:
     """Sets the CPU kernel thread count; MindSpore 2.10 only allows this once per process."""
     from mindspore._c_expression import RuntimeConf
 
+    from ..kernels import cpu
+
     if not RuntimeConf.get_instance().is_op_threads_num_configured():
         ms.device_context.cpu.op_tuning.threads_num(num)
+        cpu.set_num_threads(num)
 
 
 # Seconds a CPU collective waits for the other ranks. MindSpore 2.10's default, 30 s, fails a job whenever one

@@ -22,7 +22,9 @@ from ...modeling_outputs import (
 from ...modeling_utils import (
     Embedding,
     LayerNorm,
+    Linear,
     MSPreTrainedModel,
+    Softmax,
     bce_with_logits,
     cross_entropy,
     dtype_min,
@@ -81,9 +83,10 @@ class BertSelfAttention(nn.Cell):
         self.all_head_size = self.num_attention_heads * self.attention_head_size
         self.scaling = self.attention_head_size**-0.5
 
-        self.query = nn.Dense(config.hidden_size, self.all_head_size)
-        self.key = nn.Dense(config.hidden_size, self.all_head_size)
-        self.value = nn.Dense(config.hidden_size, self.all_head_size)
+        self.query = Linear(config.hidden_size, self.all_head_size)
+        self.key = Linear(config.hidden_size, self.all_head_size)
+        self.value = Linear(config.hidden_size, self.all_head_size)
+        self.softmax = Softmax()
         self.dropout = nn.Dropout(p=config.attention_probs_dropout_prob)
 
     def _split_heads(self, x):
@@ -94,7 +97,9 @@ class BertSelfAttention(nn.Cell):
         query = self._split_heads(self.query(hidden_states))
         key = self._split_heads(self.key(hidden_states))
         value = self._split_heads(self.value(hidden_states))
-        context, probs = eager_attention(query, key, value, attention_mask, self.scaling, self.dropout, head_mask)
+        context, probs = eager_attention(
+            query, key, value, attention_mask, self.scaling, self.softmax, self.dropout, head_mask
+        )
         context = context.reshape(context.shape[0], context.shape[1], self.all_head_size)
         return context, probs
 
@@ -102,7 +107,7 @@ class BertSelfAttention(nn.Cell):
 class BertSelfOutput(nn.Cell):
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.dense = nn.Dense(config.hidden_size, config.hidden_size)
+        self.dense = Linear(config.hidden_size, config.hidden_size)
         self.LayerNorm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(p=config.hidden_dropout_prob)
 
@@ -125,7 +130,7 @@ class BertAttention(nn.Cell):
 class BertIntermediate(nn.Cell):
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.dense = nn.Dense(config.hidden_size, config.intermediate_size)
+        self.dense = Linear(config.hidden_size, config.intermediate_size)
         self.intermediate_act_fn = get_activation(config.hidden_act)
 
     def construct(self, hidden_states):
@@ -135,7 +140,7 @@ class BertIntermediate(nn.Cell):
 class BertOutput(nn.Cell):
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.dense = nn.Dense(config.intermediate_size, config.hidden_size)
+        self.dense = Linear(config.intermediate_size, config.hidden_size)
         self.LayerNorm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(p=config.hidden_dropout_prob)
 
@@ -182,7 +187,7 @@ class BertEncoder(nn.Cell):
 class BertPooler(nn.Cell):
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.dense = nn.Dense(config.hidden_size, config.hidden_size)
+        self.dense = Linear(config.hidden_size, config.hidden_size)
         self.activation = get_activation("tanh")
 
     def construct(self, hidden_states):
@@ -193,7 +198,7 @@ class BertPooler(nn.Cell):
 class BertPredictionHeadTransform(nn.Cell):
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.dense = nn.Dense(config.hidden_size, config.hidden_size)
+        self.dense = Linear(config.hidden_size, config.hidden_size)
         self.transform_act_fn = get_activation(config.hidden_act)
         self.LayerNorm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
@@ -207,7 +212,7 @@ class BertLMPredictionHead(nn.Cell):
         self.transform = BertPredictionHeadTransform(config)
         # The output weights are the input embeddings (tied), with an output-only bias per token. transformers
         # ties `decoder.bias` to this `bias`; keeping a single parameter gives the same checkpoint keys.
-        self.decoder = nn.Dense(config.hidden_size, config.vocab_size, has_bias=False)
+        self.decoder = Linear(config.hidden_size, config.vocab_size, has_bias=False)
         self.bias = Parameter(initializer("zeros", (config.vocab_size,), ms.float32), name="bias")
 
     def construct(self, hidden_states):
@@ -227,7 +232,7 @@ class BertPreTrainingHeads(nn.Cell):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.predictions = BertLMPredictionHead(config)
-        self.seq_relationship = nn.Dense(config.hidden_size, 2)
+        self.seq_relationship = Linear(config.hidden_size, 2)
 
     def construct(self, sequence_output, pooled_output):
         return self.predictions(sequence_output), self.seq_relationship(pooled_output)
@@ -448,7 +453,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
         self.num_labels = config.num_labels
         self.bert = BertModel(config)
         self.dropout = _classifier_dropout(config)
-        self.classifier = nn.Dense(config.hidden_size, config.num_labels)
+        self.classifier = Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
     def _prepare_call(self, arguments):
@@ -498,7 +503,7 @@ class BertForMultipleChoice(BertPreTrainedModel):
         super().__init__(config)
         self.bert = BertModel(config)
         self.dropout = _classifier_dropout(config)
-        self.classifier = nn.Dense(config.hidden_size, 1)
+        self.classifier = Linear(config.hidden_size, 1)
         self.post_init()
 
     def construct(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
@@ -543,7 +548,7 @@ class BertForTokenClassification(BertPreTrainedModel):
         self.num_labels = config.num_labels
         self.bert = BertModel(config, add_pooling_layer=False)
         self.dropout = _classifier_dropout(config)
-        self.classifier = nn.Dense(config.hidden_size, config.num_labels)
+        self.classifier = Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
     def construct(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
@@ -575,7 +580,7 @@ class BertForQuestionAnswering(BertPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.bert = BertModel(config, add_pooling_layer=False)
-        self.qa_outputs = nn.Dense(config.hidden_size, config.num_labels)
+        self.qa_outputs = Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
     def construct(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,

@@ -1,0 +1,180 @@
+"""Fused float32 CPU kernels (GELU, LayerNorm, softmax) as MindSpore AOT custom ops.
+
+MindSpore 2.10's CPU backend composes exact GELU, LayerNorm's gradient and softmax's gradient from chains of slow
+element-wise kernels; `cpu_kernels.cc` does each in one pass (see its header for the profile). The library is
+compiled once per machine with the system C++ compiler into a cache folder and loaded by `ops.Custom`.
+
+Without a compiler, or with `MINDONE_FT_CPU_KERNELS=0`, `available()` is False and the models keep the portable
+MindSpore ops: same numbers, slower. The models ask through `mindone_ft.utils.compat.use_cpu_kernels()`, once,
+when a cell is built.
+"""
+
+import ctypes
+import functools
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Optional
+
+import mindspore as ms
+from mindspore import ops
+
+logger = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).with_name("cpu_kernels.cc")
+DISABLE_ENV = "MINDONE_FT_CPU_KERNELS"
+CACHE_ENV = "MINDONE_FT_CACHE"
+# -march=native: the library is built on the machine that runs it (the cache key includes the CPU's flags).
+# No -ffast-math: NaN/inf must propagate for overflow detection.
+CXX_FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fopenmp-simd", "-std=c++17", "-shared", "-fPIC",
+             "-pthread"]
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get(CACHE_ENV) or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "mindone_ft"
+    )
+    return Path(root) / "kernels"
+
+
+def _cpu_flags() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            return next((line for line in cpuinfo if line.startswith("flags")), "")
+    except OSError:
+        return platform.processor()
+
+
+def _compiler() -> Optional[str]:
+    return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
+
+
+@functools.lru_cache(maxsize=None)
+def library_path() -> Optional[str]:
+    """Path of the compiled kernel library, building it on first use; None when it cannot be built."""
+    compiler = _compiler()
+    if platform.system() != "Linux" or compiler is None:
+        logger.warning("No C++ compiler found: mindone_ft uses MindSpore's slower portable ops on CPU.")
+        return None
+    key = hashlib.sha256(
+        "\0".join([SOURCE.read_text(), compiler, *CXX_FLAGS, _cpu_flags()]).encode()
+    ).hexdigest()[:16]
+    target = _cache_dir() / key / "cpu_kernels.so"
+    if target.exists():
+        return str(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Built under a temporary name and renamed: concurrent ranks never load a half-written library.
+    fd, partial = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    try:
+        subprocess.run([compiler, *CXX_FLAGS, "-o", partial, str(SOURCE)], check=True, capture_output=True,
+                       text=True)
+        os.replace(partial, target)
+    except (OSError, subprocess.CalledProcessError) as err:
+        detail = getattr(err, "stderr", "") or str(err)
+        logger.warning("Building mindone_ft's CPU kernels failed; using MindSpore's portable ops.\n%s", detail)
+        return None
+    finally:
+        if os.path.exists(partial):
+            os.remove(partial)
+    return str(target)
+
+
+def available() -> bool:
+    """Whether the fused CPU kernels can be used (not disabled by `MINDONE_FT_CPU_KERNELS=0`, and built)."""
+    return os.environ.get(DISABLE_ENV, "1") != "0" and library_path() is not None
+
+
+_threads: Optional[int] = None  # None: every core this process may use
+
+
+def num_threads() -> int:
+    """Threads each kernel call splits its rows over."""
+    if _threads is not None:
+        return _threads
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def set_num_threads(num: int) -> None:
+    """Sets `num_threads()`; `compat.set_cpu_threads` passes MindSpore's CPU thread setting on here."""
+    global _threads
+    _threads = int(num)
+    if _loaded_library.cache_info().currsize:
+        ctypes.CDLL(_loaded_library()).SetNumThreads(_threads)
+
+
+@functools.lru_cache(maxsize=None)
+def _loaded_library() -> str:
+    path = library_path()
+    if path is None:
+        raise RuntimeError("mindone_ft's CPU kernels are not available; check `available()` before using them.")
+    ctypes.CDLL(path).SetNumThreads(num_threads())
+    return path
+
+
+def _custom(name: str, out_shape, out_dtype, bprop=None):
+    return ops.Custom(f"{_loaded_library()}:{name}", out_shape=out_shape, out_dtype=out_dtype, func_type="aot",
+                      bprop=bprop)
+
+
+def gelu_op():
+    """Exact (erf) GELU, `x * 0.5 * (1 + erf(x / sqrt(2)))`, with its gradient."""
+    backward = _custom("GeluBackward", lambda x, dy: x, lambda x, dy: x)
+
+    def bprop(x, out, dout):
+        return (backward(x, dout),)
+
+    return _custom("GeluForward", lambda x: x, lambda x: x, bprop)
+
+
+def softmax_op():
+    """Softmax over the last axis, with its gradient computed from the output."""
+    backward = _custom("SoftmaxBackward", lambda y, dy: y, lambda y, dy: y)
+
+    def bprop(x, out, dout):
+        return (backward(out, dout),)
+
+    return _custom("SoftmaxForward", lambda x: x, lambda x: x, bprop)
+
+
+def layer_norm_op():
+    """LayerNorm over the last axis: `op(x, weight, bias, eps)` with `eps` a float32 tensor of shape (1,).
+
+    Returns `(y, mean, rstd)`; mean and rstd (one per row) are kept for the backward pass.
+    """
+    backward = _custom(
+        "LayerNormBackward",
+        lambda x, w, mean, rstd, dy: (x, w, w),
+        lambda x, w, mean, rstd, dy: (x, w, w),
+    )
+
+    def bprop(x, weight, bias, eps, out, dout):
+        dx, dweight, dbias = backward(x, weight, out[1], out[2], dout[0])
+        return dx, dweight, dbias, ops.zeros_like(eps)
+
+    return _custom(
+        "LayerNormForward",
+        lambda x, w, b, eps: (x, x[:-1], x[:-1]),
+        lambda x, w, b, eps: (x, x, x),
+        bprop,
+    )
+
+
+def layer_norm_eps(eps: float) -> ms.Tensor:
+    """The `eps` input of `layer_norm_op` (kernels take it as a tensor)."""
+    return ms.Tensor([eps], ms.float32)
+
+
+def bias_add_op():
+    """`x + bias` over the last axis; the bias gradient is one pass over the incoming gradient."""
+    bias_grad = _custom("SumToLastAxis", lambda dy: dy[-1:], lambda dy: dy)
+
+    def bprop(x, bias, out, dout):
+        return dout, bias_grad(dout)
+
+    return _custom("BiasAddForward", lambda x, b: x, lambda x, b: x, bprop)

@@ -1,0 +1,171 @@
+"""mindone_ft's fused CPU kernels against PyTorch autograd in float64: values, gradients, NaN, threads, building."""
+
+import logging
+
+import mindspore as ms
+import numpy as np
+import pytest
+import torch
+from mindspore import nn
+
+from mindone_ft.kernels import cpu
+from mindone_ft.modeling_utils import LayerNorm, Linear, Softmax, get_activation
+from mindone_ft.utils import compat
+
+# Odd sizes on purpose: rows that do not split evenly over threads, columns that are not a SIMD width multiple.
+# Big enough that every row kernel splits over 3 threads (GELU, element-wise, splits from 2 * 65,536 values).
+SHAPE = (4, 67, 45)
+GELU_SHAPE = (3, 300, 301)
+pytestmark = [
+    pytest.mark.skipif(not compat.use_cpu_kernels(), reason="fused CPU kernels unavailable"),
+    pytest.mark.usefixtures("graph_mode"),
+]
+
+
+@pytest.fixture(params=[1, 3], ids=["1thread", "3threads"])
+def threads(request):
+    previous = cpu.num_threads()
+    cpu.set_num_threads(request.param)
+    yield request.param
+    cpu.set_num_threads(previous)
+
+
+class WeightedSum(nn.Cell):
+    """sum(cell(x) * w): its gradient sends an arbitrary upstream gradient `w` into the cell."""
+
+    def __init__(self, cell):
+        super().__init__()
+        self.cell = cell
+
+    def construct(self, x, w):
+        return (self.cell(x) * w).sum()
+
+
+def run_fused(cell, x, w):
+    """Output, input gradient and parameter gradients of `cell` with upstream gradient `w`."""
+    net = WeightedSum(cell)
+    grad_fn = ms.grad(net, grad_position=0, weights=cell.trainable_params())
+    dx, dparams = grad_fn(ms.Tensor(x), ms.Tensor(w))
+    return cell(ms.Tensor(x)).asnumpy(), dx.asnumpy(), [g.asnumpy() for g in dparams]
+
+
+def run_torch(fn, x, w, params=()):
+    x = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    params = [torch.tensor(p, dtype=torch.float64, requires_grad=True) for p in params]
+    y = fn(x, *params)
+    (y * torch.tensor(w, dtype=torch.float64)).sum().backward()
+    return y.detach().numpy(), x.grad.numpy(), [p.grad.numpy() for p in params]
+
+
+def assert_close(actual, expected, rtol=2e-6, name=""):
+    error = np.abs(actual - expected).max() / max(np.abs(expected).max(), 1e-12)
+    assert error < rtol, f"{name}: max error {error:.2e} of the largest value"
+
+
+def random_inputs(seed=0, scale=3.0, shape=SHAPE):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(shape) * scale).astype(np.float32), rng.standard_normal(shape).astype(np.float32)
+
+
+def test_gelu_matches_torch(threads):
+    cell = get_activation("gelu")
+    assert cell.use_cpu_kernel
+    x, w = random_inputs(shape=GELU_SHAPE)
+    y, dx, _ = run_fused(cell, x, w)
+    ty, tdx, _ = run_torch(lambda t: torch.nn.functional.gelu(t), x, w)
+    assert_close(y, ty, name="gelu")
+    assert_close(dx, tdx, name="gelu grad")
+
+
+def test_softmax_matches_torch(threads):
+    cell = Softmax()
+    assert cell.use_cpu_kernel
+    x, w = random_inputs(1)
+    x[0, 0, :5] = -3.4028234663852886e38  # masked positions, as BERT's additive mask makes them
+    y, dx, _ = run_fused(cell, x, w)
+    ty, tdx, _ = run_torch(lambda t: torch.softmax(t, -1), x.astype(np.float64), w)
+    assert_close(y, ty, name="softmax")
+    assert_close(dx, tdx, name="softmax grad")
+
+
+def test_layer_norm_matches_torch(threads):
+    cell = LayerNorm(SHAPE[-1], eps=1e-12)
+    assert cell.use_cpu_kernel
+    rng = np.random.default_rng(2)
+    gamma, beta = rng.standard_normal(SHAPE[-1]).astype(np.float32), rng.standard_normal(SHAPE[-1]).astype(np.float32)
+    cell.weight.set_data(ms.Tensor(gamma))
+    cell.bias.set_data(ms.Tensor(beta))
+    x, w = random_inputs(3)
+    x += 5.0  # a large mean, where a one-pass variance would lose digits
+    y, dx, (dgamma, dbeta) = run_fused(cell, x, w)
+    ty, tdx, (tdgamma, tdbeta) = run_torch(
+        lambda t, g, b: torch.nn.functional.layer_norm(t, (SHAPE[-1],), g, b, 1e-12), x, w, (gamma, beta)
+    )
+    assert_close(y, ty, name="layer norm")
+    assert_close(dx, tdx, rtol=1e-5, name="layer norm grad")
+    assert_close(dgamma, tdgamma, rtol=1e-5, name="weight grad")
+    assert_close(dbeta, tdbeta, rtol=1e-5, name="bias grad")
+
+
+def test_linear_bias_gradient_matches_torch(threads):
+    cell = Linear(SHAPE[-1], 7)
+    assert cell.use_cpu_kernel
+    weight, bias = cell.weight.asnumpy(), np.linspace(-1, 1, 7).astype(np.float32)
+    cell.bias.set_data(ms.Tensor(bias))
+    x, _ = random_inputs(4)
+    w = np.random.default_rng(5).standard_normal(SHAPE[:-1] + (7,)).astype(np.float32)
+    y, dx, (dweight, dbias) = run_fused(cell, x, w)
+    ty, tdx, (tdweight, tdbias) = run_torch(
+        lambda t, a, b: torch.nn.functional.linear(t, a, b), x, w, (weight, bias)
+    )
+    assert_close(y, ty, rtol=1e-5, name="linear")
+    assert_close(dx, tdx, rtol=1e-5, name="linear input grad")
+    assert_close(dweight, tdweight, rtol=1e-5, name="linear weight grad")
+    assert_close(dbias, tdbias, rtol=1e-5, name="linear bias grad")
+
+
+def test_non_finite_values_propagate():
+    """Overflow detection depends on NaN/inf reaching the gradients, so the kernels must not swallow them."""
+    x, w = random_inputs(6)
+    x[1, 2, 3] = np.nan
+    for cell in (get_activation("gelu"), Softmax(), LayerNorm(SHAPE[-1])):
+        y, dx, _ = run_fused(cell, x, w)
+        assert np.isnan(y[1, 2]).any() and not np.isnan(y[0]).any(), type(cell).__name__
+        assert np.isnan(dx[1, 2]).any(), type(cell).__name__
+    x, w = random_inputs(7)
+    w[0, 0, 0] = np.inf
+    _, _, (dgamma, dbeta) = run_fused(LayerNorm(SHAPE[-1]), x, w)
+    assert not np.isfinite(dbeta[0]) and not np.isfinite(dgamma).all()
+
+
+def test_other_dtypes_use_mindspore_ops():
+    """The kernels take float32 only; float16 inputs take MindSpore's own ops instead of failing."""
+    x = ms.Tensor(np.random.default_rng(8).standard_normal(SHAPE), ms.float16)
+    out = get_activation("gelu")(x)
+    assert out.dtype == ms.float16 and np.isfinite(out.asnumpy()).all()
+    out = Softmax()(x)
+    assert out.dtype == ms.float16 and np.allclose(out.asnumpy().astype(np.float32).sum(-1), 1.0, atol=1e-2)
+
+
+def test_disabled_by_environment(monkeypatch):
+    monkeypatch.setenv(cpu.DISABLE_ENV, "0")
+    assert not cpu.available() and not compat.use_cpu_kernels()
+    assert not LayerNorm(8).use_cpu_kernel and not get_activation("gelu").use_cpu_kernel
+
+
+def test_build_is_cached_and_leaves_no_partial_files(tmp_path, monkeypatch):
+    monkeypatch.setenv(cpu.CACHE_ENV, str(tmp_path))
+    path = cpu.library_path.__wrapped__()
+    assert path is not None and path.startswith(str(tmp_path))
+    files = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
+    assert files == ["cpu_kernels.so"]
+    assert cpu.library_path.__wrapped__() == path  # found in the cache, not rebuilt
+
+
+def test_build_failure_falls_back_with_a_warning(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv(cpu.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv("CXX", "false")  # a "compiler" that always fails
+    with caplog.at_level(logging.WARNING, logger=cpu.__name__):
+        assert cpu.library_path.__wrapped__() is None
+    assert "portable ops" in caplog.text
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
