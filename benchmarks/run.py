@@ -1,7 +1,7 @@
 """Side-by-side speed of mindone_ft (MindSpore) and Hugging Face Transformers (PyTorch) on this machine.
 
-    python benchmarks/run.py            # full table (~15 min on 2 CPU cores)
-    python benchmarks/run.py --quick    # 6-layer model, batch 16 only, shorter epoch run
+    python benchmarks/run.py            # adds bert-base and batch 32; epochs on every training review (~1 h on 2 cores)
+    python benchmarks/run.py --quick    # 6-layer model, batch 16 only, 2,000-review epochs (~20 min on 2 cores)
 
 Every measurement runs in its own subprocess, so MindSpore's process-wide mode (GRAPH/PYNATIVE) and the peak
 resident memory (RSS) belong to that measurement alone. The parent prints a table, writes
@@ -74,14 +74,16 @@ def random_batch(batch: int, seq: int, vocab: int, seed: int = 0):
 
 
 def time_steps(step, warmup: int, steps: int):
-    """Returns (first-step seconds, median seconds of the timed steps). `step()` must block until done.
+    """Returns (first-step seconds, median seconds of the timed steps, CPU cores busy during them).
 
-    The median, not the mean: the machine may be shared, and one preempted step should not move the result.
+    `step()` must block until done. The median, not the mean: the machine may be shared, and one preempted step
+    should not move the result.
     """
-    first = _timed(step)
+    first = _timed(step)[0]
     for _ in range(warmup - 1):
         step()
-    return first, statistics.median(_timed(step) for _ in range(steps))
+    timed = [_timed(step) for _ in range(steps)]
+    return first, statistics.median(wall for wall, _ in timed), sum(c for _, c in timed) / sum(w for w, _ in timed)
 
 
 def ms_step_fn(spec, config, batch_np):
@@ -169,21 +171,23 @@ def build_step(spec):
 
 def measure_step(spec):
     step, config = build_step(spec)
-    first, mean = time_steps(step, spec["warmup"], spec["steps"])
+    first, median, cores = time_steps(step, spec["warmup"], spec["steps"])
     flops = flops_per_sample(config, spec["seq"], spec["task"] == "train") * spec["batch"]
     return {
         "first_step_s": first,
-        "step_s": mean,
-        "samples_per_s": spec["batch"] / mean,
-        "gflops_per_s": flops / mean / 1e9,
+        "step_s": median,
+        "cores_busy": cores,
+        "samples_per_s": spec["batch"] / median,
+        "gflops_per_s": flops / median / 1e9,
         "peak_rss_mib": peak_rss_mib(),
     }
 
 
-def _timed(step) -> float:
-    start = time.perf_counter()
+def _timed(step):
+    """(wall seconds, CPU seconds of every thread of this process) of one `step()`."""
+    start, cpu_start = time.perf_counter(), time.process_time()
     step()
-    return time.perf_counter() - start
+    return time.perf_counter() - start, time.process_time() - cpu_start
 
 
 def measure_matmul_peak(spec):
@@ -297,7 +301,8 @@ def serve_steps(spec) -> None:
     for line in sys.stdin:
         if line.strip() != "step":
             break
-        print(f"TIME {_timed(step)}", flush=True)
+        wall, cpu = _timed(step)
+        print(f"TIME {wall} {cpu}", flush=True)
 
 
 def run_worker(spec) -> None:
@@ -354,15 +359,16 @@ def run_paired(spec, timeout: int = 1800):
         try:
             for worker in workers:
                 _read_reply(worker, "READY")
-            times = ([], [])
+            times, cpu_times = ([], []), ([], [])
             for i in range(spec["warmup"] + spec["steps"]):
-                for worker, seconds in zip(workers, times):
+                for worker, seconds, cpu_seconds in zip(workers, times, cpu_times):
                     _run_alone(worker, workers)
                     worker.stdin.write("step\n")
                     worker.stdin.flush()
-                    reply = float(_read_reply(worker, "TIME").split()[1])
+                    wall, cpu = map(float, _read_reply(worker, "TIME").split()[1:])
                     if i >= spec["warmup"]:
-                        seconds.append(reply)
+                        seconds.append(wall)
+                        cpu_seconds.append(cpu)
         except RuntimeError as error:
             errors.seek(0)
             return {"error": f"{error}: {errors.read()[-1500:]}"}
@@ -375,6 +381,8 @@ def run_paired(spec, timeout: int = 1800):
     return {
         "mindone_ft_step_s": statistics.median(ours),
         "pytorch_step_s": statistics.median(theirs),
+        "mindone_ft_cores_busy": sum(cpu_times[0]) / sum(ours),
+        "pytorch_cores_busy": sum(cpu_times[1]) / sum(theirs),
         "ratio": statistics.median(t / o for o, t in zip(ours, theirs)),  # ours/PyTorch in samples/s
     }
 
@@ -471,13 +479,13 @@ def step_rows(results, peak):
             continue
         key = (spec["task"], spec["shape"], spec["batch"])
         if "error" in res:
-            rows.append([*key, spec["seq"], spec["framework"], "error", "", "", "", "", ""])
+            rows.append([*key, spec["seq"], spec["framework"], "error", "", "", "", "", "", ""])
             continue
         ref = torch_by_key.get(key, {})
         ratio = res["samples_per_s"] / ref["samples_per_s"] if ref.get("samples_per_s") else float("nan")
         rows.append([
             key[0], key[1], key[2], spec["seq"], spec["framework"], f"{res['step_s'] * 1000:.0f}",
-            f"{res['samples_per_s']:.1f}", f"{ratio:.2f}x", f"{res['first_step_s']:.1f}",
+            f"{res['samples_per_s']:.1f}", f"{ratio:.2f}x", _cores(res.get("cores_busy")), f"{res['first_step_s']:.1f}",
             f"{100 * res['gflops_per_s'] / peak:.0f}%" if peak else "", f"{res['peak_rss_mib']:.0f}",
         ])
     return rows
@@ -506,14 +514,18 @@ def paired_rows(results):
         if spec["kind"] != "paired":
             continue
         if "error" in res:
-            rows.append([spec["task"], spec["shape"], spec["batch"], spec["seq"], spec["threads"], "error", "", ""])
+            rows.append([spec["task"], spec["shape"], spec["batch"], spec["seq"], spec["threads"], "error", "", "", ""])
             continue
         rows.append([
             spec["task"], spec["shape"], spec["batch"], spec["seq"], spec["threads"],
-            f"{res['mindone_ft_step_s'] * 1000:.0f}",
-            f"{res['pytorch_step_s'] * 1000:.0f}", f"{res['ratio']:.2f}x",
+            f"{res['mindone_ft_step_s'] * 1000:.0f}", f"{res['pytorch_step_s'] * 1000:.0f}", f"{res['ratio']:.2f}x",
+            f"{_cores(res.get('mindone_ft_cores_busy'))} / {_cores(res.get('pytorch_cores_busy'))}",
         ])
     return rows
+
+
+def _cores(value) -> str:
+    return "" if value is None else f"{value:.1f}"
 
 
 def epoch_summary(results) -> str:
@@ -540,9 +552,10 @@ def markdown_table(header, rows) -> str:
     return "\n".join(lines)
 
 
-STEP_HEADER = ["task", "shape", "batch", "seq", "framework", "step ms", "samples/s", "vs PyTorch",
+STEP_HEADER = ["task", "shape", "batch", "seq", "framework", "step ms", "samples/s", "vs PyTorch", "cores busy",
                "first step s", "of fp32 peak", "peak RSS MiB"]
-PAIRED_HEADER = ["task", "shape", "batch", "seq", "threads", "mindone_ft GRAPH ms", "HF PyTorch ms", "speed vs PyTorch"]
+PAIRED_HEADER = ["task", "shape", "batch", "seq", "threads", "mindone_ft GRAPH ms", "HF PyTorch ms", "speed vs PyTorch",
+                 "cores busy (ours / PyTorch)"]
 EPOCH_HEADER = ["recipe", "train samples", "epoch s", "of which compile s", "samples/s", "eval accuracy", "batch shapes (graphs)",
                 "data pipeline", "peak RSS MiB"]
 
@@ -564,7 +577,9 @@ def write_docs(info, peak, results) -> str:
         "",
         "`speed vs PyTorch` is the median over step pairs of PyTorch's step time divided by ours (> 1: we are "
         "faster). The two run in two processes taking turns step by step (the idle one stopped), so both see the "
-        "same machine load.",
+        "same machine load. `cores busy` is CPU time over wall time during the steps: MindSpore keeps a runtime "
+        "thread busy beside its kernel threads, so with `threads` = 1 it still uses more than one core, and the "
+        "1-thread rows are not an equal-resources comparison; the rows with every core are.",
         "",
         markdown_table(PAIRED_HEADER, paired_rows(results)),
         "",
@@ -587,10 +602,12 @@ def write_docs(info, peak, results) -> str:
         epoch_summary(results),
         "",
         *(["## Errors", "", *errors, ""] if errors else []),
-        "## What changes on Ascend",
+        "## Where the time goes, and what changes on Ascend",
         "",
-        "See the notes in `docs/performance_notes.md` (flash attention, O2/bf16 mixed precision) — the same switches "
-        "select them; these CPU numbers do not measure them.",
+        "`docs/performance_notes.md` has the profiles behind these numbers (mindone_ft's fused CPU kernels for "
+        "GELU, LayerNorm, softmax and bias gradients; MindSpore's one graph per sequence-length bucket) and what "
+        "changes on Ascend (flash attention, O2/bf16 mixed precision) — the same switches select those paths; "
+        "these CPU numbers do not measure them.",
         "",
     ])
     with open(DOC_PATH, "w") as f:
@@ -600,7 +617,7 @@ def write_docs(info, peak, results) -> str:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="6-layer model, batch 16, 500-sample epoch")
+    parser.add_argument("--quick", action="store_true", help="6-layer model, batch 16, 2,000-review epochs")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every framework")
     parser.add_argument("--render", action="store_true", help="only regenerate the docs from latest.json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
