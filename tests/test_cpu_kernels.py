@@ -169,3 +169,12 @@ def test_build_failure_falls_back_with_a_warning(tmp_path, monkeypatch, caplog):
         assert cpu.library_path.__wrapped__() is None
     assert "portable ops" in caplog.text
     assert not any(p.is_file() for p in tmp_path.rglob("*"))
+
+
+def test_unwritable_cache_falls_back_with_a_warning(tmp_path, monkeypatch, caplog):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("")
+    monkeypatch.setenv(cpu.CACHE_ENV, str(blocker / "cache"))  # a folder cannot be made inside a file
+    with caplog.at_level(logging.WARNING, logger=cpu.__name__):
+        assert cpu.library_path.__wrapped__() is None
+    assert cpu.CACHE_ENV in caplog.text

@@ -1,7 +1,8 @@
-"""Fused float32 CPU kernels (GELU, LayerNorm, softmax) as MindSpore AOT custom ops.
+"""Fused float32 CPU kernels (GELU, LayerNorm, softmax, bias add) as MindSpore AOT custom ops.
 
-MindSpore 2.10's CPU backend composes exact GELU, LayerNorm's gradient and softmax's gradient from chains of slow
-element-wise kernels; `cpu_kernels.cc` does each in one pass (see its header for the profile). The library is
+MindSpore 2.10's CPU kernels for exact GELU, LayerNorm's gradient, softmax's gradient and the bias gradient are
+slow (composed from element-wise kernels, or single-threaded); `cpu_kernels.cc` does each in one pass (see its
+header for the profile). The library is
 compiled once per machine with the system C++ compiler into a cache folder and loaded by `ops.Custom`.
 
 Without a compiler, or with `MINDONE_FT_CPU_KERNELS=0`, `available()` is False and the models keep the portable
@@ -37,7 +38,7 @@ CXX_FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fopenmp-simd", "-std=c
 
 def _cache_dir() -> Path:
     root = os.environ.get(CACHE_ENV) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "mindone_ft"
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mindone_ft"
     )
     return Path(root) / "kernels"
 
@@ -67,20 +68,24 @@ def library_path() -> Optional[str]:
     target = _cache_dir() / key / "cpu_kernels.so"
     if target.exists():
         return str(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Built under a temporary name and renamed: concurrent ranks never load a half-written library.
-    fd, partial = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(fd)
+    partial = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Built under a temporary name and renamed: concurrent ranks never load a half-written library.
+        fd, partial = tempfile.mkstemp(suffix=".so", dir=target.parent)
+        os.close(fd)
         subprocess.run([compiler, *CXX_FLAGS, "-o", partial, str(SOURCE)], check=True, capture_output=True,
                        text=True)
         os.replace(partial, target)
     except (OSError, subprocess.CalledProcessError) as err:
         detail = getattr(err, "stderr", "") or str(err)
-        logger.warning("Building mindone_ft's CPU kernels failed; using MindSpore's portable ops.\n%s", detail)
+        logger.warning(
+            "Building mindone_ft's CPU kernels in %s failed; using MindSpore's portable ops (set %s to a writable "
+            "folder, or %s=0 to skip the build).\n%s", target.parent, CACHE_ENV, DISABLE_ENV, detail,
+        )
         return None
     finally:
-        if os.path.exists(partial):
+        if partial is not None and os.path.exists(partial):
             os.remove(partial)
     return str(target)
 
