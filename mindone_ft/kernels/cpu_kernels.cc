@@ -47,6 +47,24 @@ int64_t ParallelFor(int64_t n, int64_t min_chunk, Fn fn) {
   return chunks;
 }
 
+// A tensor viewed as rows of its last axis.
+struct RowView {
+  int64_t rows, cols;
+};
+RowView Rows(int ndim, const int64_t *shape) {
+  const int64_t cols = shape[ndim - 1];
+  return {cols == 0 ? 0 : Numel(ndim, shape) / cols, cols};
+}
+
+// out[c] = sum over chunks k of partial[k * cols + c]: the per-thread column sums added up, in chunk order.
+void AddChunkSums(const std::vector<float> &partial, int64_t chunks, int64_t cols, float *out) {
+  for (int64_t c = 0; c < cols; ++c) {
+    float total = 0.0f;
+    for (int64_t k = 0; k < chunks; ++k) total += partial[k * cols + c];
+    out[c] = total;
+  }
+}
+
 bool AllFloat32(int nparam, const char **dtypes) {
   for (int i = 0; i < nparam; ++i) if (std::strcmp(dtypes[i], "float32") != 0) return false;
   return true;
@@ -91,7 +109,8 @@ extern "C" int SoftmaxForward(int nparam, void **params, int *ndims, int64_t **s
   if (nparam != 2 || !AllFloat32(nparam, dtypes)) return 1;
   const float *x = static_cast<const float *>(params[0]);
   float *y = static_cast<float *>(params[1]);
-  int64_t cols = shapes[0][ndims[0] - 1], rows = Numel(ndims[0], shapes[0]) / cols;
+  const RowView view = Rows(ndims[0], shapes[0]);
+  const int64_t rows = view.rows, cols = view.cols;
   ParallelFor(rows, 64, [&](int64_t, int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const float *xr = x + r * cols;
@@ -115,7 +134,8 @@ extern "C" int SoftmaxBackward(int nparam, void **params, int *ndims, int64_t **
   const float *y = static_cast<const float *>(params[0]);
   const float *dy = static_cast<const float *>(params[1]);
   float *dx = static_cast<float *>(params[2]);
-  int64_t cols = shapes[0][ndims[0] - 1], rows = Numel(ndims[0], shapes[0]) / cols;
+  const RowView view = Rows(ndims[0], shapes[0]);
+  const int64_t rows = view.rows, cols = view.cols;
   ParallelFor(rows, 64, [&](int64_t, int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const float *yr = y + r * cols, *dyr = dy + r * cols;
@@ -140,7 +160,8 @@ extern "C" int LayerNormForward(int nparam, void **params, int *ndims, int64_t *
   float *y = static_cast<float *>(params[4]);
   float *mean = static_cast<float *>(params[5]);
   float *rstd = static_cast<float *>(params[6]);
-  int64_t cols = shapes[0][ndims[0] - 1], rows = Numel(ndims[0], shapes[0]) / cols;
+  const RowView view = Rows(ndims[0], shapes[0]);
+  const int64_t rows = view.rows, cols = view.cols;
   ParallelFor(rows, 16, [&](int64_t, int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
       const float *xr = x + r * cols;
@@ -172,11 +193,12 @@ extern "C" int LayerNormBackward(int nparam, void **params, int *ndims, int64_t 
   float *dx = static_cast<float *>(params[5]);
   float *dgamma = static_cast<float *>(params[6]);
   float *dbeta = static_cast<float *>(params[7]);
-  int64_t cols = shapes[0][ndims[0] - 1], rows = Numel(ndims[0], shapes[0]) / cols;
+  const RowView view = Rows(ndims[0], shapes[0]);
+  const int64_t rows = view.rows, cols = view.cols;
   // Each chunk sums its rows' dgamma/dbeta into its own slot; the slots are added at the end.
-  std::vector<float> partial(2 * cols * g_threads, 0.0f);
+  std::vector<float> partial_dgamma(cols * g_threads, 0.0f), partial_dbeta(cols * g_threads, 0.0f);
   const int64_t chunks = ParallelFor(rows, 32, [&](int64_t chunk, int64_t b, int64_t e) {
-    float *pg = partial.data() + 2 * cols * chunk, *pb = pg + cols;
+    float *pg = partial_dgamma.data() + cols * chunk, *pb = partial_dbeta.data() + cols * chunk;
     for (int64_t r = b; r < e; ++r) {
       const float *xr = x + r * cols, *dyr = dy + r * cols;
       float *dxr = dx + r * cols;
@@ -198,15 +220,8 @@ extern "C" int LayerNormBackward(int nparam, void **params, int *ndims, int64_t 
       }
     }
   });
-  for (int64_t c = 0; c < cols; ++c) {
-    float g = 0.0f, b = 0.0f;
-    for (int64_t k = 0; k < chunks; ++k) {
-      g += partial[2 * cols * k + c];
-      b += partial[2 * cols * k + cols + c];
-    }
-    dgamma[c] = g;
-    dbeta[c] = b;
-  }
+  AddChunkSums(partial_dgamma, chunks, cols, dgamma);
+  AddChunkSums(partial_dbeta, chunks, cols, dbeta);
   return 0;
 }
 
@@ -216,7 +231,8 @@ extern "C" int BiasAddForward(int nparam, void **params, int *ndims, int64_t **s
   const float *x = static_cast<const float *>(params[0]);
   const float *bias = static_cast<const float *>(params[1]);
   float *y = static_cast<float *>(params[2]);
-  int64_t cols = shapes[0][ndims[0] - 1], rows = Numel(ndims[0], shapes[0]) / cols;
+  const RowView view = Rows(ndims[0], shapes[0]);
+  const int64_t rows = view.rows, cols = view.cols;
   ParallelFor(rows, 64, [&](int64_t, int64_t b, int64_t e) {
     for (int64_t r = b; r < e; ++r) {
 #pragma omp simd
@@ -231,7 +247,8 @@ extern "C" int SumToLastAxis(int nparam, void **params, int *ndims, int64_t **sh
   if (nparam != 2 || !AllFloat32(nparam, dtypes)) return 1;
   const float *dy = static_cast<const float *>(params[0]);
   float *dbias = static_cast<float *>(params[1]);
-  int64_t cols = shapes[0][ndims[0] - 1], rows = Numel(ndims[0], shapes[0]) / cols;
+  const RowView view = Rows(ndims[0], shapes[0]);
+  const int64_t rows = view.rows, cols = view.cols;
   std::vector<float> partial(cols * g_threads, 0.0f);
   const int64_t chunks = ParallelFor(rows, 64, [&](int64_t chunk, int64_t b, int64_t e) {
     float *acc = partial.data() + cols * chunk;
@@ -240,10 +257,6 @@ extern "C" int SumToLastAxis(int nparam, void **params, int *ndims, int64_t **sh
       for (int64_t c = 0; c < cols; ++c) acc[c] += dy[r * cols + c];
     }
   });
-  for (int64_t c = 0; c < cols; ++c) {
-    float total = 0.0f;
-    for (int64_t k = 0; k < chunks; ++k) total += partial[cols * k + c];
-    dbias[c] = total;
-  }
+  AddChunkSums(partial, chunks, cols, dbias);
   return 0;
 }
