@@ -8,6 +8,7 @@ import mindspore as ms
 from mindspore import Parameter, Tensor
 
 from mindone_ft.mindspore_adapter import AdamW, is_no_decay_parameter
+from mindone_ft.utils import compat
 
 RNG = np.random.default_rng(0)
 INIT = {"dense.weight": (4, 3), "dense.bias": (3,), "LayerNorm.weight": (3,)}
@@ -34,38 +35,70 @@ def step_all(optimizer, params, grads):
         optimizer(tuple(Tensor(g[p.name]) for p in params))
 
 
-def torch_reference(weight_decay, lrs, steps=10):
+def torch_reference(weight_decay, lrs, steps=10, grad_scale=1.0):
     params = {k: torch.nn.Parameter(torch.tensor(v)) for k, v in INIT.items()}
     groups = [
         {"params": [params["dense.weight"]], "weight_decay": weight_decay},
         {"params": [params["dense.bias"], params["LayerNorm.weight"]], "weight_decay": 0.0},
     ]
     opt = torch.optim.AdamW(groups, lr=float(lrs[0]), betas=(0.9, 0.999), eps=1e-8)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: float(lrs[min(s, len(lrs) - 1)] / lrs[0]))
-    for g in GRADS[:steps]:
+    for step, g in enumerate(GRADS[:steps]):
+        for group in opt.param_groups:  # the schedule's float32 values exactly (a LambdaLR product rounds)
+            group["lr"] = float(lrs[min(step, len(lrs) - 1)])
         for k, p in params.items():
             p.grad = torch.tensor(g[k])
+        if grad_scale != 1.0:  # as torch.nn.utils.clip_grad_norm_ applies its coefficient
+            for p in params.values():
+                p.grad.mul_(torch.tensor(grad_scale, dtype=torch.float32))
         opt.step()
-        sched.step()
     return {k: p.detach().numpy() for k, p in params.items()}
 
 
-@pytest.mark.parametrize("mode,fused", [(ms.GRAPH_MODE, True), (ms.GRAPH_MODE, False), (ms.PYNATIVE_MODE, True),
-                                        (ms.PYNATIVE_MODE, False)])
-def test_matches_torch_adamw_over_10_steps_with_schedule_and_decay(mode, fused):
+# The same update three ways: mindone_ft's CPU kernel, MindSpore's AdamWeightDecay kernel, composed ops.
+IMPLEMENTATIONS = ["cpu_kernel", "mindspore_kernel", "composed"]
+
+
+def make_adamw(implementation, monkeypatch, params, **kwargs):
+    if implementation == "cpu_kernel" and not compat.use_cpu_kernels():
+        pytest.skip("fused CPU kernels unavailable")
+    if implementation != "cpu_kernel":
+        monkeypatch.setattr(compat, "use_cpu_kernels", lambda: False)
+    optimizer = AdamW(params, fused=implementation != "composed", **kwargs)
+    assert (optimizer.kernel_step is not None) == (implementation == "cpu_kernel")
+    return optimizer
+
+
+def assert_matches_torch(params, expected, implementation):
+    for p in params:
+        if implementation == "cpu_kernel":  # it repeats torch's float32 operations: bit for bit
+            np.testing.assert_array_equal(p.asnumpy(), expected[p.name], err_msg=p.name)
+        else:
+            np.testing.assert_allclose(p.asnumpy(), expected[p.name], atol=1e-6, err_msg=p.name)
+    moved = max(np.abs(p.asnumpy() - INIT[p.name]).max() for p in params)
+    assert moved > 1e-2  # the comparison is about real updates, not untouched parameters
+
+
+@pytest.mark.parametrize("mode", [ms.GRAPH_MODE, ms.PYNATIVE_MODE])
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_matches_torch_adamw_over_10_steps_with_schedule_and_decay(mode, implementation, monkeypatch):
     ms.set_context(mode=mode)
     try:
         params = ms_params()
-        optimizer = AdamW(params, learning_rate=LRS, weight_decay=0.1, fused=fused)
-        assert optimizer.fused is fused
+        optimizer = make_adamw(implementation, monkeypatch, params, learning_rate=LRS, weight_decay=0.1)
         step_all(optimizer, params, GRADS)
     finally:
         ms.set_context(mode=ms.GRAPH_MODE)
-    expected = torch_reference(0.1, LRS)
-    max_diff = max(np.abs(p.asnumpy() - expected[p.name]).max() for p in params)
-    assert max_diff < 1e-6, max_diff
-    moved = max(np.abs(p.asnumpy() - INIT[p.name]).max() for p in params)
-    assert moved > 1e-2  # the comparison is about real updates, not untouched parameters
+    assert_matches_torch(params, torch_reference(0.1, LRS), implementation)
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_grad_scale_matches_torch_clipping(pynative, implementation, monkeypatch):
+    """`optimizer(grads, grad_scale)` multiplies the gradients first, as clip_grad_norm_'s coefficient does."""
+    params = ms_params()
+    optimizer = make_adamw(implementation, monkeypatch, params, learning_rate=LRS, weight_decay=0.1)
+    for g in GRADS:
+        optimizer(tuple(Tensor(g[p.name]) for p in params), Tensor(np.float32(0.37)))
+    assert_matches_torch(params, torch_reference(0.1, LRS, grad_scale=0.37), implementation)
 
 
 @pytest.mark.parametrize("fused", [True, False])
@@ -80,7 +113,8 @@ def test_constant_learning_rate_matches_torch(pynative, fused):
 
 def test_default_grouping_skips_bias_and_norm_weights():
     optimizer = AdamW(ms_params(), weight_decay=0.01)
-    assert optimizer.fused  # float32 parameters take the fused kernel by default
+    assert optimizer.fused  # float32 parameters take a fused kernel by default
+    assert (optimizer.kernel_step is not None) == compat.use_cpu_kernels()
     assert optimizer.weight_decays == (0.01, 0.0, 0.0)
     assert is_no_decay_parameter("encoder.layer.0.output.LayerNorm.gamma")
     assert is_no_decay_parameter("final_norm.weight") and is_no_decay_parameter("classifier.bias")

@@ -124,6 +124,51 @@ def test_linear_bias_gradient_matches_torch(threads):
     assert_close(dbias, tdbias, rtol=1e-5, name="linear bias grad")
 
 
+def test_sum_of_squares_over_many_tensors_matches_float64(threads):
+    """One call over every gradient: chunks cross tensor boundaries, so sizes straddle the 65,536-value split."""
+    rng = np.random.default_rng(9)
+    shapes = [(70_001,), (3, 5), (0,), (300, 301), (1,)]
+    tensors = [(rng.standard_normal(shape) * 10 ** rng.uniform(-3, 3)).astype(np.float32) for shape in shapes]
+    total = cpu.sum_of_squares_op()(*[ms.Tensor(t) for t in tensors]).asnumpy()
+    expected = sum(np.square(t.astype(np.float64)).sum() for t in tensors)
+    assert total.shape == (1,) and total.dtype == np.float32
+    assert abs(float(total[0]) - expected) <= 1e-6 * expected
+
+
+class InPlaceUpdate(nn.Cell):
+    """Reads a parameter, updates it with the AdamW kernel, reads it again, in one graph."""
+
+    def __init__(self, value):
+        super().__init__()
+        self.param = ms.Parameter(ms.Tensor(value), name="param")
+        self.exp_avg = ms.Parameter(ms.Tensor(np.zeros_like(value)), name="exp_avg")
+        self.exp_avg_sq = ms.Parameter(ms.Tensor(np.zeros_like(value)), name="exp_avg_sq")
+        self.step = cpu.AdamWStepOp()
+
+    def construct(self, grad, hyper):
+        before = self.param * 1.0
+        self.step(self.param, self.exp_avg, self.exp_avg_sq, grad, hyper)
+        return before, self.param * 1.0
+
+
+@pytest.mark.parametrize("mode", ["GRAPH_MODE", "PYNATIVE_MODE"])
+def test_adamw_step_writes_parameters_in_place_in_order(mode):
+    ms.set_context(mode=getattr(ms, mode))
+    value = np.full((3, 70_000), 2.0, np.float32)  # splits over threads
+    net = InPlaceUpdate(value)
+    hyper = ms.Tensor([0.1, 1, 0.5, 0.9, 0.999, 1e-8, 0.01], ms.float64)  # lr, step, grad_scale, betas, eps, wd
+    before, after = net(ms.Tensor(np.full_like(value, 4.0)), hyper)
+    # step 1: the bias-corrected update is lr * sign(g), after decay p * (1 - lr * wd)
+    expected = np.float32(2.0) * np.float32(1 - 0.1 * 0.01) - np.float32(0.1)
+    np.testing.assert_array_equal(before.asnumpy(), value)
+    np.testing.assert_allclose(after.asnumpy(), expected, rtol=1e-6)
+    np.testing.assert_array_equal(net.param.asnumpy(), after.asnumpy())
+    np.testing.assert_allclose(net.exp_avg.asnumpy(), 0.1 * 4.0 * 0.5, rtol=1e-6)
+    np.testing.assert_allclose(net.exp_avg_sq.asnumpy(), 0.001 * 2.0**2, rtol=1e-5)
+    # other custom ops still run after it, in PyNative too (no signature shared between "Custom" ops)
+    assert get_activation("gelu")(ms.Tensor(value)).shape == value.shape
+
+
 def test_non_finite_values_propagate():
     """Overflow detection depends on NaN/inf reaching the gradients, so the kernels must not swallow them."""
     x, w = random_inputs(6)
@@ -136,6 +181,10 @@ def test_non_finite_values_propagate():
     w[0, 0, 0] = np.inf
     _, _, (dgamma, dbeta) = run_fused(LayerNorm(SHAPE[-1]), x, w)
     assert not np.isfinite(dbeta[0]) and not np.isfinite(dgamma).all()
+    grads = [ms.Tensor(np.ones(5, np.float32)), ms.Tensor(np.array([1.0, np.inf], np.float32))]
+    assert np.isinf(cpu.sum_of_squares_op()(*grads).asnumpy()).all()
+    grads[1] = ms.Tensor(np.array([np.nan, 1.0], np.float32))
+    assert np.isnan(cpu.sum_of_squares_op()(*grads).asnumpy()).all()
 
 
 def test_other_dtypes_use_mindspore_ops():

@@ -1,13 +1,13 @@
-"""Fused float32 CPU kernels (GELU, LayerNorm, softmax, bias add) as MindSpore AOT custom ops.
+"""Fused float32 CPU kernels (GELU, LayerNorm, softmax, bias add, global norm, AdamW) as MindSpore AOT custom ops.
 
 MindSpore 2.10's CPU kernels for exact GELU, LayerNorm's gradient, softmax's gradient and the bias gradient are
-slow (composed from element-wise kernels, or single-threaded); `cpu_kernels.cc` does each in one pass (see its
-header for the profile). The library is
+slow (composed from element-wise kernels, or single-threaded), and a clipped AdamW update takes several passes
+over every parameter; `cpu_kernels.cc` does each in one pass (see its header for the profile). The library is
 compiled once per machine with the system C++ compiler into a cache folder and loaded by `ops.Custom`.
 
 Without a compiler, or with `MINDONE_FT_CPU_KERNELS=0`, `available()` is False and the models keep the portable
-MindSpore ops: same numbers, slower. The models ask through `mindone_ft.utils.compat.use_cpu_kernels()`, once,
-when a cell is built.
+MindSpore ops: same numbers, slower. The models, `AdamW` and `TrainOneStepWrapper` ask through
+`mindone_ft.utils.compat.use_cpu_kernels()`, once, when they are built.
 """
 
 import ctypes
@@ -32,8 +32,9 @@ DISABLE_ENV = "MINDONE_FT_CPU_KERNELS"
 CACHE_ENV = "MINDONE_FT_CACHE"
 # -march=native: the library is built on the machine that runs it (the cache key includes the CPU's flags).
 # No -ffast-math: NaN/inf must propagate for overflow detection.
-CXX_FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fopenmp-simd", "-std=c++17", "-shared", "-fPIC",
-             "-pthread"]
+# -ffp-contract=off: a multiply-add is fused only where the source says so (AdamWStep repeats torch's roundings).
+CXX_FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fopenmp-simd", "-ffp-contract=off", "-std=c++17",
+             "-shared", "-fPIC", "-pthread"]
 
 
 def _cache_dir() -> Path:
@@ -183,3 +184,27 @@ def bias_add_op():
         return dout, bias_grad(dout)
 
     return _custom("BiasAddForward", lambda x, b: x, lambda x, b: x, bprop)
+
+
+def sum_of_squares_op():
+    """`op(*tensors)`: the sum of squares of every element of every float32 input, as a float32 tensor of shape
+    (1,) — the squared global gradient norm in one call instead of three kernels per gradient."""
+    return _custom("SumOfSquares", lambda *shapes: [1], lambda *dtypes: ms.float32)
+
+
+class AdamWStepOp(ops.Custom):
+    """`op(param, exp_avg, exp_avg_sq, grad, hyper)`: one `torch.optim.AdamW` step on one float32 parameter,
+    written in place into the three Parameters (one pass over memory; see `AdamWStep` in cpu_kernels.cc).
+
+    `hyper` is float64 `[lr, step, grad_scale, beta1, beta2, eps, weight_decay]`; the gradient is multiplied by
+    `grad_scale` first (gradient clipping without a separate pass). MindSpore hands the kernel the Parameters'
+    own memory, and `side_effect_mem` orders the write after the graph's earlier reads of them and before its
+    later ones. There is no read-write `__mindspore_signature__` (as MindSpore's `AdamWeightDecay` has):
+    MindSpore 2.10's PyNative runner keeps one signature for every op named "Custom", so it would break the
+    other kernels.
+    """
+
+    def __init__(self):
+        super().__init__(f"{_loaded_library()}:AdamWStep", out_shape=lambda *shapes: [1],
+                         out_dtype=lambda *dtypes: ms.float32, func_type="aot")
+        self.add_prim_attr("side_effect_mem", True)

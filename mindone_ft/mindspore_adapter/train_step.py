@@ -12,6 +12,7 @@ import numpy as np
 import mindspore as ms
 from mindspore import Parameter, Tensor, nn, ops
 
+from ..kernels import cpu
 from ..utils import compat
 from .environment import get_rank_info
 from .loss_scaler import create_loss_scaler, scale_all
@@ -37,8 +38,14 @@ class ReturnLoss(nn.Cell):
         return outputs[0]
 
 
-def global_norm(grads: tuple) -> Tensor:
-    """L2 norm of all gradients together, as one float32 scalar."""
+def global_norm(grads: tuple, sum_of_squares: Optional[ops.Primitive] = None) -> Tensor:
+    """L2 norm of all gradients together, as one float32 scalar.
+
+    `sum_of_squares` (`mindone_ft.kernels.cpu.sum_of_squares_op()`) computes it in one kernel call; without it,
+    MindSpore ops compute one partial sum per gradient.
+    """
+    if sum_of_squares is not None:
+        return ops.sqrt(sum_of_squares(*grads)).reshape(())
     return ops.sqrt(ops.addn(_hyper_map(_sum_of_squares, grads)))
 
 
@@ -73,7 +80,8 @@ class TrainOneStepWrapper(nn.Cell):
     Args:
         network (`nn.Cell`): returns a scalar loss, e.g. `ReturnLoss(model)`.
         optimizer (`nn.Cell`): called with a tuple of gradients; must expose `parameters` (as MindSpore
-            optimizers and `AdamW` do).
+            optimizers and `AdamW` do). An optimizer with `accepts_grad_scale = True` (`AdamW`) is given the
+            clipping coefficient as `optimizer(grads, grad_scale)` instead of clipped gradients.
         scaler (`str`, *optional*, defaults to `"default"`): `"default"`/`"static"` (fixed 1024),
             `"dynamic"`, or `"none"`. See `create_loss_scaler`.
         scaler_config (`dict`, *optional*): arguments of the scaler, e.g. `{"scale_value": 2**12}`.
@@ -118,6 +126,9 @@ class TrainOneStepWrapper(nn.Cell):
         self.clip_grad = clip_grad
         self.clip_value = float(clip_value)
         self.grad_fn = ops.value_and_grad(self._scaled_loss, grad_position=None, weights=self.weights)
+        self.optimizer_scales_grads = bool(getattr(optimizer, "accepts_grad_scale", False))
+        all_float32 = all(weight.dtype == ms.float32 for weight in self.weights)
+        self.sum_of_squares = cpu.sum_of_squares_op() if all_float32 and compat.use_cpu_kernels() else None
 
         world_size = get_rank_info().world_size
         self.distributed = world_size > 1 if distributed is None else distributed
@@ -143,7 +154,7 @@ class TrainOneStepWrapper(nn.Cell):
         loss = scaled_loss / self.loss_scaler.scale_value.astype(scaled_loss.dtype)
         # The global norm is needed for clipping and logging anyway, and it is non-finite exactly when some
         # gradient is (or when |g| > 1e19, an overflow too): one reduction instead of a second all_finite pass.
-        norm = global_norm(grads)
+        norm = global_norm(grads, self.sum_of_squares)
         finite = self._all_ranks_finite(ops.isfinite(norm))
         self.loss_scaler.adjust(finite)
         ops.assign_add(self.micro_step, ops.ones((), ms.int32))
@@ -155,7 +166,7 @@ class TrainOneStepWrapper(nn.Cell):
             if self.micro_step % self.accumulation_steps == 0:
                 mean_grads = scale_all(self.accumulated_grads, ops.scalar_to_tensor(1.0 / self.accumulation_steps))
                 # A non-finite micro-batch leaves inf/nan in the sum, so the whole window is dropped.
-                mean_norm = global_norm(mean_grads)
+                mean_norm = global_norm(mean_grads, self.sum_of_squares)
                 self._apply(mean_grads, ops.isfinite(mean_norm), mean_norm)
                 self._reset_accumulation()
         return loss, None, ops.logical_not(finite)
@@ -175,13 +186,20 @@ class TrainOneStepWrapper(nn.Cell):
     def _apply(self, grads: tuple, finite: Tensor, norm: Tensor) -> None:
         ops.assign(self.last_grad_norm, norm)
         if self.clip_grad == "norm":  # same coefficient as torch.nn.utils.clip_grad_norm_
-            grads = scale_all(grads, ops.minimum(self.clip_value / (norm + 1e-6), 1.0))
+            coefficient = ops.minimum(self.clip_value / (norm + 1e-6), 1.0)
+            if self.optimizer_scales_grads:
+                self._update(finite, grads, coefficient)
+                return
+            grads = scale_all(grads, coefficient)
         elif self.clip_grad == "value":
             grads = _hyper_map(ops.partial(_clamp, self.clip_value), grads)
+        self._update(finite, grads)
+
+    def _update(self, finite: Tensor, *optimizer_args) -> None:
         if not self.drop_overflow_step:
-            self.optimizer(grads)
+            self.optimizer(*optimizer_args)
         elif finite:
-            self.optimizer(grads)
+            self.optimizer(*optimizer_args)
 
     def state_dict(self) -> Dict[str, np.ndarray]:
         """Step state outside the optimizer, as numpy: loss scale, its counter and the micro-step count."""

@@ -40,7 +40,8 @@ def use_ascend_kernels() -> bool:
 def use_cpu_kernels() -> bool:
     """mindone_ft's own fused float32 CPU kernels (`mindone_ft.kernels.cpu`): on CPU, when they could be built.
 
-    MindSpore 2.10's CPU GELU, LayerNorm gradient, softmax gradient and bias gradient are slow (measured).
+    MindSpore 2.10's CPU GELU, LayerNorm gradient, softmax gradient and bias gradient are slow, and a clipped
+    AdamW update takes several passes over every parameter (measured).
     """
     if device_target() != CPU:
         return False
