@@ -85,9 +85,6 @@ MODEL_WEIGHTS_NAME = "model.safetensors"
 # Every file a resumable checkpoint must have (the model may also be sharded: see `_check_checkpoint`).
 RESUME_FILES = (TRAINER_STATE_NAME, OPTIMIZER_NAME, SCHEDULER_NAME, TRAIN_STEP_NAME, RNG_STATE_NAME, LOOP_STATE_NAME)
 LABEL_COLUMNS = ("label", "labels", "label_ids")
-# Bucket granularity of the default collator: padded lengths are multiples of this, so GRAPH_MODE compiles
-# a bounded number of shapes instead of one per distinct batch length.
-PAD_BUCKET = 32
 
 
 class LabelSmoothedLoss(nn.Cell):
@@ -299,7 +296,9 @@ class Trainer:
     def _collator(self, lengths: Optional[list]) -> Callable:
         if self.data_collator is not None:
             return self.data_collator
-        buckets = length_buckets(max(max(lengths), 1), PAD_BUCKET) if lengths else None
+        # Padded lengths come from a few buckets, so GRAPH_MODE compiles a bounded number of shapes instead of
+        # one per distinct batch length.
+        buckets = length_buckets(max(max(lengths), 1)) if lengths else None
         # Without a tokenizer the model config's pad id is the best guess (transformers would not pad at all).
         pad_id = None if self.processing_class is not None else getattr(self.model.config, "pad_token_id", None)
         return NumpyDataCollator(tokenizer=self.processing_class, pad_token_id=pad_id, bucket_boundaries=buckets)

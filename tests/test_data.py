@@ -47,9 +47,13 @@ def test_float_labels_become_float32_and_token_labels_pad_with_minus_100():
 
 def test_buckets_bound_the_number_of_shapes():
     collator = NumpyDataCollator(pad_token_id=0, bucket_boundaries=length_buckets(128))
-    assert length_buckets(128) == [32, 64, 96, 128] and length_buckets(100) == [32, 64, 96, 100]
-    assert collator(rows([3, 5]))["input_ids"].shape == (2, 32)
-    assert collator(rows([3, 40]))["input_ids"].shape == (2, 64)
+    assert length_buckets(128) == list(range(16, 129, 16)) and length_buckets(100) == [16, 32, 48, 64, 80, 96, 100]
+    assert length_buckets(512) == list(range(64, 513, 64)) and length_buckets(20) == [8, 16, 20]
+    assert length_buckets(128, multiple=32) == [32, 64, 96, 128]
+    with pytest.raises(ValueError, match="multiple >= 1"):
+        length_buckets(128, multiple=0)
+    assert collator(rows([3, 5]))["input_ids"].shape == (2, 16)
+    assert collator(rows([3, 40]))["input_ids"].shape == (2, 48)
     with pytest.raises(ValueError, match="largest bucket 128.*truncation=True"):
         collator(rows([3, 129]))
 
