@@ -172,7 +172,8 @@ class Trainer:
         model (`MSPreTrainedModel`): the model; its `construct` signature decides which dataset columns are used.
         args (`TrainingArguments`, *optional*): defaults to `TrainingArguments(output_dir="trainer_output")`.
         data_collator (`Callable`, *optional*): turns a list of rows into a dict of numpy arrays. Default:
-            dynamic padding (`NumpyDataCollator` with the tokenizer's pad id) to length buckets of 32 tokens.
+            dynamic padding (`NumpyDataCollator` with the tokenizer's pad id) to `length_buckets` of the longest
+            tokenized row (at most 8 lengths: 16-token steps when the longest row has 128 tokens).
         train_dataset, eval_dataset (`datasets.Dataset`, *optional*): tokenized datasets (`eval_dataset` may be
             a dict of datasets, evaluated one by one with prefix `eval_<name>`).
         processing_class (*optional*): the tokenizer; gives the pad id and is saved with checkpoints.
