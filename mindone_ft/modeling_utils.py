@@ -37,6 +37,7 @@ from .utils.offline import resolve_model_name
 logger = logging.getLogger(__name__)
 
 SAFE_WEIGHTS_NAME = "model.safetensors"
+RNG_STATE_NAME = "rng_state"  # `Dropout`'s random-stream state: a Parameter, but not a weight
 SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 WEIGHTS_NAME = "pytorch_model.bin"
 WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
@@ -235,6 +236,69 @@ class Softmax(nn.Cell):
         if self.use_cpu_kernel and x.dtype == ms.float32:
             return self.cpu_softmax(x)
         return ops.softmax(x, axis=-1)
+
+
+class Dropout(nn.Cell):
+    """`nn.Dropout(p)` with reproducible masks: on CPU, float32 inputs use mindone_ft's counter-based kernel.
+
+    MindSpore 2.10's CPU Dropout kernel draws from one random generator on all its threads at once, so with
+    more than one thread its masks (and a fine-tuning run's results) change from run to run under the same seed.
+    The kernel here derives each element's draw from `rng_state = [seed, offset]` and the element's index, and
+    advances `offset` by one per call: masks depend only on the seed and the number of calls, on any number of
+    threads, and `reseed` restarts the stream without recompiling the graph. `rng_state` is runtime state, not a
+    weight: `save_pretrained` and `state_dict_numpy` leave it out. Elsewhere this is MindSpore's `nn.Dropout`.
+
+    The kernel advances `offset` itself rather than through an `ops.assign_add` in the graph: twelve such side
+    effects in a BERT train step tripled its compile time (6 s to 16-20 s on CPU, measured). MindSpore therefore
+    sees the kernel as pure, so call each `Dropout` cell once per forward (as transformers' models do): two calls
+    of one cell on the same tensor in one graph could be merged into one mask, and recomputing the forward
+    (gradient checkpointing, not implemented) would draw a second one.
+    """
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout probability must be in [0, 1), got {p}.")
+        self.p = float(p)
+        self.use_cpu_kernel = self.p > 0 and compat.use_cpu_kernels()
+        if self.use_cpu_kernel:
+            self.cpu_dropout = cpu_kernels.dropout_op()
+            self.p_tensor = Tensor([self.p], ms.float32)
+            self.rng_state = Parameter(Tensor([compat.random_seed(), 0], ms.int64), name=RNG_STATE_NAME,
+                                       requires_grad=False)
+        self.dropout = nn.Dropout(p=self.p)
+
+    def reseed(self, seed: int) -> bool:
+        """Restarts the masks from `seed`. Returns whether the train graph must be recompiled to see it (MindSpore's
+        own kernel keeps its generator inside the compiled graph; mindone_ft's reads `rng_state`)."""
+        if self.p == 0:
+            return False
+        if self.use_cpu_kernel:
+            # Written in place: a graph that already ran and updated `rng_state` may not see `set_data`'s new
+            # tensor (measured with MindSpore 2.10 on two graphs sharing it).
+            ops.assign(self.rng_state, Tensor([seed, 0], ms.int64))
+            return False
+        return reseed_nn_dropout(self.dropout, seed)
+
+    def construct(self, x):
+        if not self.training or self.p == 0:
+            return x
+        if self.use_cpu_kernel:  # float16 too (amp O2), so that every mask on CPU comes from `rng_state`
+            if x.dtype == ms.float32:
+                return self.cpu_dropout(x, self.rng_state, self.p_tensor)[0]
+            return self.cpu_dropout(x.astype(ms.float32), self.rng_state, self.p_tensor)[0].astype(x.dtype)
+        return self.dropout(x)
+
+
+def reseed_nn_dropout(cell: nn.Dropout, seed: int) -> bool:
+    """Gives MindSpore's `nn.Dropout` new kernel seeds derived from `seed`. Its kernel keeps the generator inside
+    the compiled graph, so the graph must be recompiled to see them; returns whether anything changed."""
+    rate = cell.p if cell.p is not None else 1.0 - cell.keep_prob  # older cells are built with keep_prob
+    if rate == 0:
+        return False
+    seed0, seed1 = (int(x) for x in np.random.default_rng(seed).integers(1, 2**31 - 1, size=2))
+    cell.dropout = ops.Dropout(1.0 - rate, seed0, seed1)
+    return True
 
 
 def eager_attention(
@@ -615,8 +679,10 @@ class MSPreTrainedModel(nn.Cell):
         return total
 
     def named_parameters_hf(self) -> Dict[str, Parameter]:
-        """`{Hugging Face name: Parameter}`, tied parameters listed once under the name transformers saves."""
-        return {name: param for name, param in self.parameters_and_names()}
+        """`{Hugging Face name: Parameter}`, tied parameters listed once under the name transformers saves, without
+        `Dropout`'s random-stream state."""
+        return {name: param for name, param in self.parameters_and_names()
+                if name.rsplit(".", 1)[-1] != RNG_STATE_NAME}
 
     def state_dict_numpy(self) -> Dict[str, np.ndarray]:
         """All parameters as `{Hugging Face name: numpy array}`; tied weights appear once (like transformers)."""

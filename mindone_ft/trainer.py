@@ -44,6 +44,7 @@ from .mindspore_adapter import (
     length_buckets,
 )
 from .mindspore_adapter.collectives import all_gather, all_reduce_sum, barrier
+from .modeling_utils import Dropout, reseed_nn_dropout
 from .optimization import get_schedule_fn, get_scheduler
 from .trainer_callback import (
     CallbackHandler,
@@ -144,25 +145,28 @@ class EvalStep(nn.Cell):
         return self.model(*inputs)
 
 
-def reseed_dropout(model: nn.Cell, seed: int, step: int) -> int:
-    """Gives every `nn.Dropout` of `model` fresh kernel seeds derived from `(seed, step)`.
+def reseed_dropout(model: nn.Cell, seed: int, step: int) -> bool:
+    """Restarts every dropout of `model` from a seed derived from `(seed, step)`, so a run resumed from
+    checkpoint `step` draws the same masks as the uninterrupted run.
 
-    MindSpore's CPU/GPU dropout kernels keep their random state inside the compiled graph, where no API can
-    read or restore it. Re-seeding at known steps (the start of training and every checkpoint) and recompiling
-    makes the masks after step `step` depend only on `(seed, step)`, so a run resumed from checkpoint `step` draws
-    the same masks as the uninterrupted run. Returns the number of dropout cells re-seeded.
+    mindone_ft's `Dropout` on CPU keeps its random stream in a Parameter, so this needs no recompile. MindSpore's
+    own dropout kernels (other backends, or an `nn.Dropout` in a user's model) keep it inside the compiled graph,
+    where no API can read or restore it; those get new kernel seeds, and the train graph must be recompiled.
+    Returns whether it must.
     """
+    recompile = False
     count = 0
-    for _, cell in model.cells_and_names():
-        if not isinstance(cell, nn.Dropout):
-            continue
-        rate = cell.p if cell.p is not None else 1.0 - cell.keep_prob  # older cells are built with keep_prob
-        if rate > 0:
-            rng = np.random.default_rng([seed, step, count])
-            seed0, seed1 = (int(x) for x in rng.integers(1, 2**31 - 1, size=2))
-            cell.dropout = ops.Dropout(1.0 - rate, seed0, seed1)
+    cells = [cell for _, cell in model.cells_and_names()]
+    wrapped = {id(cell.dropout) for cell in cells if isinstance(cell, Dropout)}  # reseeded by their `Dropout`
+    for cell in cells:
+        cell_seed = int(np.random.default_rng([seed, step, count]).integers(0, 2**63 - 1))
+        if isinstance(cell, Dropout):
+            recompile |= cell.reseed(cell_seed)
             count += 1
-    return count
+        elif isinstance(cell, nn.Dropout) and id(cell) not in wrapped:
+            recompile |= reseed_nn_dropout(cell, cell_seed)
+            count += 1
+    return recompile
 
 
 class Trainer:

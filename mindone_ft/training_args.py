@@ -72,7 +72,8 @@ SUPPORTED_ARGS = {
     "greater_is_better": "Whether a larger `metric_for_best_model` is better (default: not for `*loss`).",
     "ignore_data_skip": "On resume, do not skip the batches already seen.",
     "restore_callback_states_from_checkpoint": "On resume, restore stateful callbacks (e.g. EarlyStopping).",
-    "full_determinism": "Deterministic kernels and one CPU thread (reproducible dropout on CPU).",
+    "full_determinism": "Deterministic kernels (`mindspore.set_deterministic`). CPU dropout is reproducible "
+    "without it; with the CPU kernels off it needs one thread (`--deterministic` sets that).",
     "seed": "Seed of parameter init, dropout and shuffling.",
     "data_seed": "Seed of the data order only (default: `seed`).",
     "dataloader_drop_last": "Drop the last incomplete training batch.",
@@ -281,7 +282,7 @@ class TrainingArguments:
     restore_callback_states_from_checkpoint: bool = field(
         default=False, metadata={"help": "Restore stateful callbacks on resume."}
     )
-    full_determinism: bool = field(default=False, metadata={"help": "Deterministic kernels, one CPU thread."})
+    full_determinism: bool = field(default=False, metadata={"help": "Deterministic kernels."})
     seed: int = field(default=42, metadata={"help": "Random seed."})
     data_seed: Optional[int] = field(default=None, metadata={"help": "Seed of the data order."})
     use_cpu: bool = field(default=False, metadata={"help": "Accepted, no effect."})

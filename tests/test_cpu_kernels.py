@@ -6,10 +6,10 @@ import mindspore as ms
 import numpy as np
 import pytest
 import torch
-from mindspore import nn
+from mindspore import nn, ops
 
 from mindone_ft.kernels import cpu
-from mindone_ft.modeling_utils import LayerNorm, Linear, Softmax, get_activation
+from mindone_ft.modeling_utils import Dropout, LayerNorm, Linear, Softmax, get_activation
 from mindone_ft.utils import compat
 
 # Odd sizes on purpose: rows that do not split evenly over threads, columns that are not a SIMD width multiple.
@@ -167,6 +167,76 @@ def test_adamw_step_writes_parameters_in_place_in_order(mode):
     np.testing.assert_allclose(net.exp_avg_sq.asnumpy(), 0.001 * 2.0**2, rtol=1e-5)
     # other custom ops still run after it, in PyNative too (no signature shared between "Custom" ops)
     assert get_activation("gelu")(ms.Tensor(value)).shape == value.shape
+
+
+def dropout_masks(cell, x, calls):
+    """The kept-element masks of `calls` consecutive training calls, and each call's input gradient."""
+    grad_fn = ms.grad(WeightedSum(cell), grad_position=0)
+    ones = ms.Tensor(np.ones(x.shape, np.float32))
+    masks, grads = [], []
+    for _ in range(calls):
+        state = cell.rng_state.asnumpy().copy()
+        y = cell(ms.Tensor(x)).asnumpy()
+        ops.assign(cell.rng_state, ms.Tensor(state))  # the gradient call replays the same mask
+        grads.append(grad_fn(ms.Tensor(x), ones).asnumpy())
+        masks.append(y != 0)
+    return masks, grads
+
+
+@pytest.mark.parametrize("mode", ["GRAPH_MODE", "PYNATIVE_MODE"])
+def test_dropout_masks_are_reproducible_on_any_thread_count(mode):
+    ms.set_context(mode=getattr(ms, mode))
+    x = np.random.default_rng(9).uniform(1.0, 2.0, (4, 250, 500)).astype(np.float32)  # no zeros: y == 0 <=> dropped
+    p, n = 0.1, x.size
+    runs, previous = [], cpu.num_threads()
+    for threads in (1, 3):
+        cpu.set_num_threads(threads)
+        cell = Dropout(p)
+        cell.set_train(True)
+        cell.reseed(1234)
+        runs.append(dropout_masks(cell, x, 3))
+    cpu.set_num_threads(previous)
+    (masks, grads), (masks_3threads, _) = runs
+    for mask, mask_3threads, grad in zip(masks, masks_3threads, grads):
+        np.testing.assert_array_equal(mask, mask_3threads)
+        assert abs(1 - mask.mean() - p) < 5 * np.sqrt(p * (1 - p) / n)  # 5 standard errors (0.0013 here)
+        np.testing.assert_array_equal(grad, np.where(mask, np.float32(1 / (1 - p)), 0))  # dx = mask / (1 - p)
+    # Each call draws a new mask, independent of the previous one: both-dropped pairs occur at rate p^2.
+    assert not np.array_equal(masks[0], masks[1])
+    both = (~masks[0] & ~masks[1]).mean()
+    assert abs(both - p * p) < 5 * np.sqrt(p * p * (1 - p * p) / n)
+    # Neighbouring elements are independent too.
+    flat = masks[0].ravel()
+    assert abs((~flat[1:] & ~flat[:-1]).mean() - p * p) < 5 * np.sqrt(p * p / n)
+
+
+def test_dropout_output_scales_kept_values_and_respects_eval_mode():
+    cell = Dropout(0.25)
+    x = np.random.default_rng(10).standard_normal((8, 1000)).astype(np.float32)
+    cell.set_train(True)
+    y = cell(ms.Tensor(x)).asnumpy()
+    kept = y != 0
+    np.testing.assert_array_equal(y[kept], x[kept] * np.float32(1 / 0.75))
+    # float16 (amp O2) goes through the same kernel and random stream
+    cell.reseed(11)
+    half = cell(ms.Tensor(x, ms.float16))
+    cell.reseed(11)
+    assert half.dtype == ms.float16
+    np.testing.assert_array_equal(half.asnumpy() != 0, cell(ms.Tensor(x)).asnumpy() != 0)
+    cell.set_train(False)
+    np.testing.assert_array_equal(cell(ms.Tensor(x)).asnumpy(), x)
+    with pytest.raises(ValueError, match=r"Dropout probability must be in \[0, 1\)"):
+        Dropout(1.0)
+
+
+def test_dropout_seeds_follow_the_global_seed():
+    """Like MindSpore's own random ops: the same model built after the same `set_seed` gets the same seeds."""
+    def seeds():
+        ms.set_seed(5)
+        return [Dropout(0.1).rng_state.asnumpy()[0] for _ in range(3)]
+
+    first, second = seeds(), seeds()
+    assert first == second and len(set(first)) == 3
 
 
 def test_non_finite_values_propagate():

@@ -40,7 +40,7 @@ def data():
     from mindone_ft.mindspore_adapter import MindSporeArguments, init_environment
     from mindone_ft.utils import default_model_path, load_rotten_tomatoes
 
-    init_environment(MindSporeArguments(deterministic=True))
+    init_environment(MindSporeArguments(deterministic=True, cpu_threads=1))
     tokenizer = AutoTokenizer.from_pretrained(default_model_path())
     reviews = load_rotten_tomatoes()
     tokenize = lambda batch: tokenizer(batch["text"], truncation=True, max_length=32)  # noqa: E731

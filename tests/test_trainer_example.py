@@ -18,7 +18,7 @@ def test_example_script_prints_metrics_json(tmp_path):
                                                for i in range(24)))
     command = [sys.executable, SCRIPT, "--train_file", str(csv), "--max_train_samples", "16",
                "--max_eval_samples", "8", "--max_seq_length", "32", "--max_steps", "2", "--save_strategy", "no",
-               "--output_dir", str(tmp_path / "out"), "--disable_tqdm", "true", "--deterministic"]
+               "--output_dir", str(tmp_path / "out"), "--disable_tqdm", "true", "--deterministic", "--cpu_threads", "1"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=tmp_path,
                             env=dict(os.environ, GLOG_v="3"))
     assert result.returncode == 0, result.stderr[-3000:]

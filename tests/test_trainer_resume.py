@@ -28,7 +28,7 @@ def _child(output_dir: str, kill_at: int, resume: bool) -> None:
     from mindone_ft.mindspore_adapter import MindSporeArguments, init_environment
     from mindone_ft.utils import default_model_path, load_rotten_tomatoes
 
-    init_environment(MindSporeArguments(deterministic=True))  # one CPU thread: reproducible dropout
+    init_environment(MindSporeArguments(deterministic=True, cpu_threads=1))  # one thread each: two runs share 2 cores
     tokenizer = AutoTokenizer.from_pretrained(default_model_path())
     reviews = load_rotten_tomatoes()
     tokenize = lambda batch: tokenizer(batch["text"], truncation=True, max_length=32)  # noqa: E731
@@ -102,8 +102,9 @@ def test_killed_and_resumed_run_matches_uninterrupted_run(tmp_path):
 
 
 def test_dropout_reseeding_makes_masks_depend_on_step_only():
-    """What the resume relies on: after `reseed_dropout(model, seed, step)` and a fresh compile, dropout masks
-    are a function of `(seed, step)`, whatever the kernels drew before."""
+    """What the resume relies on with MindSpore's own `nn.Dropout` (in a user's model, or off CPU): after
+    `reseed_dropout(model, seed, step)` and a fresh compile, masks are a function of `(seed, step)`, whatever the
+    kernels drew before."""
     import mindspore as ms
     from mindspore import nn
 
@@ -143,3 +144,44 @@ if __name__ == "__main__":
     out_dir = sys.argv[1]
     kill = int(sys.argv[sys.argv.index("--kill-at") + 1]) if "--kill-at" in sys.argv else 0
     _child(out_dir, kill, "--resume" in sys.argv)
+
+
+def test_reseeding_mindone_dropout_needs_no_recompile():
+    """mindone_ft's `Dropout` (CPU kernels) keeps its random stream in a Parameter: re-seeding restarts the masks
+    inside the graph already compiled, whatever it drew before, and `reseed_dropout` asks for no rebuild."""
+    import mindspore as ms
+    from mindspore import nn
+
+    from mindone_ft.mindspore_adapter import init_environment
+    from mindone_ft.modeling_utils import Dropout
+    from mindone_ft.trainer import reseed_dropout
+    from mindone_ft.utils import compat
+
+    init_environment()
+    if not compat.use_cpu_kernels():
+        import pytest
+
+        pytest.skip("fused CPU kernels unavailable")
+
+    class Net(nn.Cell):
+        def __init__(self):
+            super().__init__()
+            self.first, self.second = Dropout(p=0.5), Dropout(p=0.5)
+
+        def construct(self, x):
+            return self.second(self.first(x))
+
+    net = Net()
+    net.set_train(True)
+    x = ms.Tensor(np.ones((8, 16), np.float32))
+    assert reseed_dropout(net, seed=3, step=5) is False
+    first = [net(x).asnumpy() for _ in range(3)]
+    assert reseed_dropout(net, seed=3, step=5) is False
+    again = [net(x).asnumpy() for _ in range(3)]
+    for left, right in zip(first, again):
+        np.testing.assert_array_equal(left, right)
+    assert not np.array_equal(first[0], first[1])  # still random from call to call
+    reseed_dropout(net, seed=3, step=6)
+    assert not np.array_equal(net(x).asnumpy(), first[0])  # another step, another stream
+    # MindSpore's own dropout keeps its generator inside the compiled graph: the train step must be rebuilt.
+    assert reseed_dropout(nn.SequentialCell([nn.Dropout(p=0.5)]), seed=3, step=5) is True

@@ -1,12 +1,14 @@
-"""Fused float32 CPU kernels (GELU, LayerNorm, softmax, bias add, global norm, AdamW) as MindSpore AOT custom ops.
+"""Fused float32 CPU kernels (GELU, LayerNorm, softmax, bias add, dropout, global norm, AdamW) as MindSpore AOT
+custom ops.
 
 MindSpore 2.10's CPU kernels for exact GELU, LayerNorm's gradient, softmax's gradient and the bias gradient are
 slow (composed from element-wise kernels, or single-threaded), and a clipped AdamW update takes several passes
-over every parameter; `cpu_kernels.cc` does each in one pass (see its header for the profile). The library is
+over every parameter; `cpu_kernels.cc` does each in one pass (see its header for the profile). Its dropout
+draws reproducible masks, which MindSpore's CPU dropout does not on more than one thread. The library is
 compiled once per machine with the system C++ compiler into a cache folder and loaded by `ops.Custom`.
 
 Without a compiler, or with `MINDONE_FT_CPU_KERNELS=0`, `available()` is False and the models keep the portable
-MindSpore ops: same numbers, slower. The models, `AdamW` and `TrainOneStepWrapper` ask through
+MindSpore ops: same numbers (dropout masks aside), slower. The models, `AdamW` and `TrainOneStepWrapper` ask through
 `mindone_ft.utils.compat.use_cpu_kernels()`, once, when they are built.
 """
 
@@ -184,6 +186,18 @@ def bias_add_op():
         return dout, bias_grad(dout)
 
     return _custom("BiasAddForward", lambda x, b: x, lambda x, b: x, bprop)
+
+
+def dropout_op():
+    """`op(x, state, p)` -> `(y, mask)`: dropout whose mask is a function of `state` (int64 `[seed, offset]`),
+    `p` (float32 `(1,)`) and the element index only, whatever the thread count; `mask` is uint8 (1 = kept).
+    The kernel adds one to `offset` in place, unseen by MindSpore (see `mindone_ft.modeling_utils.Dropout`)."""
+    backward = _custom("DropoutBackward", lambda dy, mask, p: dy, lambda dy, mask, p: dy)
+
+    def bprop(x, state, p, out, dout):
+        return backward(dout[0], out[1], p), ops.zeros_like(state), ops.zeros_like(p)
+
+    return _custom("DropoutForward", lambda x, state, p: (x, x), lambda x, state, p: (x, ms.uint8), bprop)
 
 
 def sum_of_squares_op():

@@ -60,7 +60,8 @@ class MindSporeArguments:
         max_device_memory (`str`, *optional*):
             Upper bound of the device memory pool, e.g. `"30GB"`; `None` keeps MindSpore's default.
         deterministic (`bool`, *optional*, defaults to `False`):
-            Use deterministic kernels, and one CPU thread on CPU (needed for reproducible dropout there).
+            Use deterministic kernels. On CPU without mindone_ft's CPU kernels, also one CPU thread: MindSpore's
+            own CPU dropout is reproducible only on one thread (mindone_ft's `Dropout` kernel is on any number).
         seed (`int`, *optional*):
             Global seed set with `mindspore.set_seed`. A constructor argument only, not a command-line flag:
             on the command line `--seed` belongs to `TrainingArguments`, so that one `HfArgumentParser` can
@@ -157,7 +158,9 @@ def init_environment(args: Optional[MindSporeArguments] = None) -> RankInfo:
         ms.runtime.set_memory(max_size=args.max_device_memory)
     if args.deterministic:
         ms.set_deterministic(True)
-    cpu_threads = args.cpu_threads if args.cpu_threads is not None else (1 if args.deterministic else None)
+    cpu_threads = args.cpu_threads
+    if cpu_threads is None and args.deterministic and target == compat.CPU and not compat.use_cpu_kernels():
+        cpu_threads = 1
     if target == compat.CPU and cpu_threads is not None:
         compat.set_cpu_threads(cpu_threads)
     if args.seed is not None:

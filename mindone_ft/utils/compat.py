@@ -12,6 +12,7 @@ import os
 os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 import mindspore as ms  # noqa: E402
+import numpy as np  # noqa: E402
 
 ASCEND, GPU, CPU = "Ascend", "GPU", "CPU"
 
@@ -48,6 +49,18 @@ def use_cpu_kernels() -> bool:
     from ..kernels import cpu
 
     return cpu.available()
+
+
+def random_seed() -> int:
+    """A seed for one random cell, drawn like MindSpore seeds its random ops: from the global seed
+    (`mindspore.set_seed`) and a per-op counter that `set_seed` resets, so the same model built after the same
+    `set_seed` gets the same seeds. Without a global seed, a fresh random one."""
+    from mindspore.common.seed import _get_graph_seed  # private in MindSpore 2.10; what nn.Dropout uses
+
+    if ms.get_seed() is None:
+        return int(np.random.SeedSequence().generate_state(1, np.uint64)[0]) >> 1
+    global_seed, op_seed = _get_graph_seed(0, "mindone_ft_random")
+    return int(np.random.SeedSequence([global_seed, op_seed]).generate_state(1, np.uint64)[0]) >> 1
 
 
 def supports_bf16_matmul() -> bool:

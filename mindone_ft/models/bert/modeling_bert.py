@@ -20,6 +20,7 @@ from ...modeling_outputs import (
     TokenClassifierOutput,
 )
 from ...modeling_utils import (
+    Dropout,
     Embedding,
     LayerNorm,
     Linear,
@@ -54,7 +55,7 @@ class BertEmbeddings(nn.Cell):
         self.position_embeddings = Embedding(config.max_position_embeddings, config.hidden_size)
         self.token_type_embeddings = Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(p=config.hidden_dropout_prob)
+        self.dropout = Dropout(p=config.hidden_dropout_prob)
 
     def construct(self, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None):
         if inputs_embeds is None:
@@ -87,7 +88,7 @@ class BertSelfAttention(nn.Cell):
         self.key = Linear(config.hidden_size, self.all_head_size)
         self.value = Linear(config.hidden_size, self.all_head_size)
         self.softmax = Softmax()
-        self.dropout = nn.Dropout(p=config.attention_probs_dropout_prob)
+        self.dropout = Dropout(p=config.attention_probs_dropout_prob)
 
     def _split_heads(self, x):
         batch_size, seq_length = x.shape[0], x.shape[1]
@@ -109,7 +110,7 @@ class BertSelfOutput(nn.Cell):
         super().__init__()
         self.dense = Linear(config.hidden_size, config.hidden_size)
         self.LayerNorm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(p=config.hidden_dropout_prob)
+        self.dropout = Dropout(p=config.hidden_dropout_prob)
 
     def construct(self, hidden_states, input_tensor):
         hidden_states = self.dropout(self.dense(hidden_states))
@@ -142,7 +143,7 @@ class BertOutput(nn.Cell):
         super().__init__()
         self.dense = Linear(config.intermediate_size, config.hidden_size)
         self.LayerNorm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(p=config.hidden_dropout_prob)
+        self.dropout = Dropout(p=config.hidden_dropout_prob)
 
     def construct(self, hidden_states, input_tensor):
         hidden_states = self.dropout(self.dense(hidden_states))
@@ -351,9 +352,9 @@ class BertModel(BertPreTrainedModel):
         return _with_extras(outputs, None, hidden_states, attentions)
 
 
-def _classifier_dropout(config: BertConfig) -> nn.Dropout:
+def _classifier_dropout(config: BertConfig) -> Dropout:
     rate = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-    return nn.Dropout(p=rate)
+    return Dropout(p=rate)
 
 
 class BertForPreTraining(BertPreTrainedModel):
