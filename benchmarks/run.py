@@ -606,8 +606,8 @@ def write_docs(info, peak, results) -> str:
         "## Where the time goes, and what changes on Ascend",
         "",
         "`docs/performance_notes.md` has the profiles behind these numbers (mindone_ft's fused CPU kernels for "
-        "GELU, LayerNorm, softmax, bias gradients, the global gradient norm and AdamW; MindSpore's one graph per "
-        "sequence-length bucket) and what "
+        "GELU, LayerNorm, softmax, bias gradients, dropout, the global gradient norm and AdamW; MindSpore's one "
+        "graph per sequence-length bucket) and what "
         "changes on Ascend (flash attention, O2/bf16 mixed precision) — the same switches select those paths; "
         "these CPU numbers do not measure them.",
         "",
