@@ -8,8 +8,8 @@ draws reproducible masks, which MindSpore's CPU dropout does not on more than on
 compiled once per machine with the system C++ compiler into a cache folder and loaded by `ops.Custom`.
 
 Without a compiler, or with `MINDONE_FT_CPU_KERNELS=0`, `available()` is False and the models keep the portable
-MindSpore ops: same numbers (dropout masks aside), slower. The models, `AdamW` and `TrainOneStepWrapper` ask through
-`mindone_ft.utils.compat.use_cpu_kernels()`, once, when they are built.
+MindSpore ops: same numbers (dropout masks aside), slower. The models, `AdamW` and `TrainOneStepWrapper` ask
+through `mindone_ft.utils.compat.use_cpu_kernels()`, once, when they are built.
 """
 
 import ctypes
