@@ -246,7 +246,7 @@ class Dropout(nn.Cell):
     The kernel here derives each element's draw from `rng_state = [seed, offset]` and the element's index, and
     advances `offset` by one per call: masks depend only on the seed and the number of calls, on any number of
     threads, and `reseed` restarts the stream without recompiling the graph. `rng_state` is runtime state, not a
-    weight: `save_pretrained` and `state_dict_numpy` leave it out. Elsewhere this is MindSpore's `nn.Dropout`.
+    weight: `save_pretrained` and `state_dict_numpy` leave it out. Elsewhere this is MindSpore's dropout kernel.
 
     The kernel advances `offset` itself rather than through an `ops.assign_add` in the graph: twelve such side
     effects in a BERT train step tripled its compile time (6 s to 16-20 s on CPU, measured). MindSpore therefore
@@ -266,7 +266,8 @@ class Dropout(nn.Cell):
             self.p_tensor = Tensor([self.p], ms.float32)
             self.rng_state = Parameter(Tensor([compat.random_seed(), 0], ms.int64), name=RNG_STATE_NAME,
                                        requires_grad=False)
-        self.dropout = nn.Dropout(p=self.p)
+        elif self.p > 0:
+            self.mindspore_dropout = mindspore_dropout_op(self.p, compat.random_seed())
 
     def reseed(self, seed: int) -> bool:
         """Restarts the masks from `seed`. Returns whether the train graph must be recompiled to see it (MindSpore's
@@ -278,7 +279,8 @@ class Dropout(nn.Cell):
             # tensor (measured with MindSpore 2.10 on two graphs sharing it).
             ops.assign(self.rng_state, Tensor([seed, 0], ms.int64))
             return False
-        return reseed_nn_dropout(self.dropout, seed)
+        self.mindspore_dropout = mindspore_dropout_op(self.p, seed)
+        return True
 
     def construct(self, x):
         if not self.training or self.p == 0:
@@ -287,17 +289,23 @@ class Dropout(nn.Cell):
             if x.dtype == ms.float32:
                 return self.cpu_dropout(x, self.rng_state, self.p_tensor)[0]
             return self.cpu_dropout(x.astype(ms.float32), self.rng_state, self.p_tensor)[0].astype(x.dtype)
-        return self.dropout(x)
+        return self.mindspore_dropout(x)[0]
+
+
+def mindspore_dropout_op(rate: float, seed: int) -> ops.Dropout:
+    """MindSpore's dropout primitive with kernel seeds derived from `seed`. The kernel keeps its generator inside
+    the compiled graph: a graph sees new seeds only when recompiled."""
+    seed0, seed1 = (int(x) for x in np.random.default_rng(seed).integers(1, 2**31 - 1, size=2))
+    return ops.Dropout(1.0 - rate, seed0, seed1)
 
 
 def reseed_nn_dropout(cell: nn.Dropout, seed: int) -> bool:
-    """Gives MindSpore's `nn.Dropout` new kernel seeds derived from `seed`. Its kernel keeps the generator inside
-    the compiled graph, so the graph must be recompiled to see them; returns whether anything changed."""
+    """Gives MindSpore's `nn.Dropout` new kernel seeds derived from `seed`; returns whether the graph must be
+    recompiled (not for a rate of 0)."""
     rate = cell.p if cell.p is not None else 1.0 - cell.keep_prob  # older cells are built with keep_prob
     if rate == 0:
         return False
-    seed0, seed1 = (int(x) for x in np.random.default_rng(seed).integers(1, 2**31 - 1, size=2))
-    cell.dropout = ops.Dropout(1.0 - rate, seed0, seed1)
+    cell.dropout = mindspore_dropout_op(rate, seed)
     return True
 
 

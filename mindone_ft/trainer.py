@@ -156,16 +156,12 @@ def reseed_dropout(model: nn.Cell, seed: int, step: int) -> bool:
     """
     recompile = False
     count = 0
-    cells = [cell for _, cell in model.cells_and_names()]
-    wrapped = {id(cell.dropout) for cell in cells if isinstance(cell, Dropout)}  # reseeded by their `Dropout`
-    for cell in cells:
+    for _, cell in model.cells_and_names():
+        if not isinstance(cell, (Dropout, nn.Dropout)):
+            continue
         cell_seed = int(np.random.default_rng([seed, step, count]).integers(0, 2**63 - 1))
-        if isinstance(cell, Dropout):
-            recompile |= cell.reseed(cell_seed)
-            count += 1
-        elif isinstance(cell, nn.Dropout) and id(cell) not in wrapped:
-            recompile |= reseed_nn_dropout(cell, cell_seed)
-            count += 1
+        recompile |= cell.reseed(cell_seed) if isinstance(cell, Dropout) else reseed_nn_dropout(cell, cell_seed)
+        count += 1
     return recompile
 
 

@@ -146,7 +146,7 @@ if __name__ == "__main__":
     _child(out_dir, kill, "--resume" in sys.argv)
 
 
-def test_reseeding_mindone_dropout_needs_no_recompile():
+def test_reseeding_mindone_dropout_needs_no_recompile(monkeypatch):
     """mindone_ft's `Dropout` (CPU kernels) keeps its random stream in a Parameter: re-seeding restarts the masks
     inside the graph already compiled, whatever it drew before, and `reseed_dropout` asks for no rebuild."""
     import mindspore as ms
@@ -185,3 +185,8 @@ def test_reseeding_mindone_dropout_needs_no_recompile():
     assert not np.array_equal(net(x).asnumpy(), first[0])  # another step, another stream
     # MindSpore's own dropout keeps its generator inside the compiled graph: the train step must be rebuilt.
     assert reseed_dropout(nn.SequentialCell([nn.Dropout(p=0.5)]), seed=3, step=5) is True
+    monkeypatch.setattr(compat, "use_cpu_kernels", lambda: False)  # `Dropout` without the kernels uses it too
+    fallback = nn.SequentialCell([Dropout(p=0.5)])
+    fallback.set_train(True)
+    assert reseed_dropout(fallback, seed=3, step=5) is True
+    assert set(np.unique(fallback(x).asnumpy())) <= {0.0, 2.0}

@@ -57,10 +57,8 @@ def random_seed() -> int:
     `set_seed` gets the same seeds. Without a global seed, a fresh random one."""
     from mindspore.common.seed import _get_graph_seed  # private in MindSpore 2.10; what nn.Dropout uses
 
-    if ms.get_seed() is None:
-        return int(np.random.SeedSequence().generate_state(1, np.uint64)[0]) >> 1
-    global_seed, op_seed = _get_graph_seed(0, "mindone_ft_random")
-    return int(np.random.SeedSequence([global_seed, op_seed]).generate_state(1, np.uint64)[0]) >> 1
+    entropy = None if ms.get_seed() is None else list(_get_graph_seed(0, "mindone_ft_random"))
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0]) >> 1  # fits int64
 
 
 def supports_bf16_matmul() -> bool:
