@@ -17,16 +17,8 @@ from .models.auto import (  # noqa: E402
     AutoModelForSequenceClassification,
     AutoModelForTokenClassification,
 )
-from .models.bert import (  # noqa: E402
-    BertForMaskedLM,
-    BertForMultipleChoice,
-    BertForPreTraining,
-    BertForQuestionAnswering,
-    BertForSequenceClassification,
-    BertForTokenClassification,
-    BertModel,
-    BertPreTrainedModel,
-)
+# Model families: one line each (every family's `__all__` lists its classes).
+from .models.bert import *  # noqa: E402,F401,F403
 from .optimization import get_scheduler  # noqa: E402
 from .trainer import Trainer  # noqa: E402
 from .trainer_callback import (  # noqa: E402

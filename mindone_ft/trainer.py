@@ -44,7 +44,7 @@ from .mindspore_adapter import (
     length_buckets,
 )
 from .mindspore_adapter.collectives import all_gather, all_reduce_sum, barrier
-from .modeling_utils import Dropout, reseed_nn_dropout
+from .modeling_layers import Dropout, reseed_nn_dropout
 from .optimization import get_schedule_fn, get_scheduler
 from .trainer_callback import (
     CallbackHandler,

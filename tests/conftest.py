@@ -29,8 +29,22 @@ def _in_mode(mode_name: str):
 
     previous = ms.get_context("mode")
     ms.set_context(mode=getattr(ms, mode_name))
-    yield
+    yield mode_name.split("_")[0].lower()
     ms.set_context(mode=previous)
+
+
+@pytest.fixture(params=["graph", "pynative"])
+def mode(request):
+    """Runs a test once in GRAPH_MODE and once in PYNATIVE_MODE."""
+    yield from _in_mode({"graph": "GRAPH_MODE", "pynative": "PYNATIVE_MODE"}[request.param])
+
+
+def pytest_generate_tests(metafunc):
+    """Model parity test classes (tests/model_parity.py) are parametrized by their family's heads."""
+    if metafunc.cls is not None and getattr(metafunc.cls, "family", None) is not None:
+        from model_parity import parametrize_family_tests
+
+        parametrize_family_tests(metafunc)
 
 
 @pytest.fixture

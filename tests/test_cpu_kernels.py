@@ -9,7 +9,7 @@ import torch
 from mindspore import nn, ops
 
 from mindone_ft.kernels import cpu
-from mindone_ft.modeling_utils import Dropout, LayerNorm, Linear, Softmax, get_activation
+from mindone_ft.modeling_layers import Dropout, LayerNorm, Linear, Softmax, get_activation
 from mindone_ft.utils import compat
 
 # Odd sizes on purpose: rows that do not split evenly over threads, columns that are not a SIMD width multiple.

@@ -13,10 +13,10 @@ from mindspore import nn
 
 import mindone_ft
 from mindone_ft import BertConfig
+from model_parity import ModelFamily, ModelParityTests
 
 ATOL = 1e-5
 GRAD_RTOL = 1e-4
-MODES = {"graph": ms.GRAPH_MODE, "pynative": ms.PYNATIVE_MODE}
 
 # Measured maxima are printed (run with -s) so the report can quote them.
 MEASURED = {}
@@ -92,14 +92,6 @@ def assert_outputs_close(ms_out, torch_out, fields, name: str) -> None:
         assert diff < ATOL, f"{name}: {field} differs from transformers by {diff}"
 
 
-@pytest.fixture(params=list(MODES))
-def mode(request):
-    previous = ms.get_context("mode")
-    ms.set_context(mode=MODES[request.param])
-    yield request.param
-    ms.set_context(mode=previous)
-
-
 @pytest.fixture(params=["cpu_kernels", "portable"])
 def kernels(request, monkeypatch):
     """Models built with mindone_ft's fused CPU kernels (the default on CPU) or with MindSpore's own ops only."""
@@ -116,31 +108,30 @@ def kernels(request, monkeypatch):
 # Structure
 # --------------------------------------------------------------------------------------------------------------
 
-ALL_CLASSES = [
-    "BertModel",
-    "BertForSequenceClassification",
-    "BertForTokenClassification",
-    "BertForQuestionAnswering",
-    "BertForMaskedLM",
-    "BertForMultipleChoice",
-    "BertForPreTraining",
-]
+def tiny_family_config(**overrides) -> BertConfig:
+    """The harness's BERT: a hidden size not a power of two, more heads than layers, odd intermediate size."""
+    return tiny_config(**overrides)
 
 
-@pytest.mark.parametrize("class_name", ALL_CLASSES)
-def test_parameter_names_are_the_hugging_face_names(class_name):
+class TestBertParity(ModelParityTests):
+    family = ModelFamily(
+        "bert",
+        tiny_family_config,
+        heads=("BertModel", "BertForSequenceClassification", "BertForTokenClassification", "BertForQuestionAnswering",
+               "BertForMaskedLM", "BertForMultipleChoice", "BertForPreTraining"),
+    )
+
+
+def test_model_without_pooler_matches_transformers(tmp_path):
     config = tiny_config()
-    torch.manual_seed(0)
-    torch_model = getattr(transformers, class_name)(config)
-    ms_model = getattr(mindone_ft, class_name)(config)
-    # What transformers writes to a checkpoint: no buffers, tied weights once.
-    torch_keys = set(torch_model.state_dict()) - {
-        k for k in torch_model.state_dict() if k.endswith(("position_ids", "token_type_ids"))
-    }
-    torch_keys -= {"cls.predictions.decoder.weight", "cls.predictions.decoder.bias"}
-    assert set(ms_model.state_dict_numpy()) == torch_keys
-    assert all(p.name == n for n, p in ms_model.named_parameters_hf().items())
-    assert ms_model.num_parameters() == torch_model.num_parameters()
+    torch_model = transformers.BertModel(config, add_pooling_layer=False).eval()
+    ms_model = torch_to_ms(torch_model, mindone_ft.BertModel, tmp_path, add_pooling_layer=False)
+    inputs = tiny_inputs()
+    with torch.no_grad():
+        torch_out = torch_model(**to_torch(inputs))
+    ms_out = ms_model(**to_ms(inputs))
+    assert list(ms_out.keys()) == list(torch_out.keys()) == ["last_hidden_state"]
+    assert_outputs_close(ms_out, torch_out, ["last_hidden_state"], "tiny.base_no_pooler")
 
 
 def test_mlm_decoder_is_tied_to_word_embeddings():
@@ -170,7 +161,7 @@ def test_init_weights_follow_transformers():
 def test_activations_match_transformers(name):
     from transformers.activations import ACT2FN as TORCH_ACT2FN
 
-    from mindone_ft.modeling_utils import get_activation
+    from mindone_ft.modeling_layers import get_activation
 
     x = np.linspace(-6, 6, 1001, dtype=np.float32)
     expected = TORCH_ACT2FN[name](torch.from_numpy(x)).numpy()
@@ -210,66 +201,6 @@ def test_real_checkpoint_parity(mode, kernels, model_path, tmp_path):
     assert_outputs_close(
         ms_out, torch_out, ["loss", "logits"], f"real.BertForSequenceClassification.{mode}.{kernels}"
     )
-
-
-# (class name, label arguments as numpy, config overrides)
-HEAD_CASES = {
-    "base": ("BertModel", {}, {}),
-    "base_no_pooler": ("BertModel", {}, {}),
-    "single_label": ("BertForSequenceClassification", {"labels": np.array([1, 0, 2])}, {"num_labels": 3}),
-    "regression": ("BertForSequenceClassification", {"labels": np.array([0.5, -1.0, 2.0], np.float32)},
-                   {"num_labels": 1}),
-    "multi_label": ("BertForSequenceClassification",
-                    {"labels": np.array([[1, 0, 1], [0, 0, 1], [1, 1, 0]], np.float32)}, {"num_labels": 3}),
-    "token": ("BertForTokenClassification",
-              {"labels": np.array([[1, 0, 2, -100, 1, 0, 2, 1, 0]] * 3)}, {"num_labels": 3}),
-    "qa": ("BertForQuestionAnswering", {"start_positions": np.array([1, 3, 20]), "end_positions": np.array([4, 5, 2])},
-           {}),
-    "mlm": ("BertForMaskedLM", {"labels": np.where(np.arange(27).reshape(3, 9) % 3 == 0, 7, -100)}, {}),
-    "multiple_choice": ("BertForMultipleChoice", {"labels": np.array([1])}, {}),
-    "pretraining": ("BertForPreTraining",
-                    {"labels": np.where(np.arange(27).reshape(3, 9) % 4 == 0, 5, -100),
-                     "next_sentence_label": np.array([0, 1, 1])}, {}),
-}
-
-
-@pytest.mark.parametrize("case", list(HEAD_CASES))
-def test_tiny_heads_match_transformers(case, mode, tmp_path):
-    class_name, labels, overrides = HEAD_CASES[case]
-    config = tiny_config(**overrides)
-    torch.manual_seed(1)
-    kwargs = {"add_pooling_layer": False} if case == "base_no_pooler" else {}
-    torch_model = getattr(transformers, class_name)(config, **kwargs).eval()
-    ms_model = torch_to_ms(torch_model, getattr(mindone_ft, class_name), tmp_path, **kwargs)
-
-    inputs = tiny_inputs()
-    if case == "multiple_choice":  # (batch=1, choices=3, seq)
-        inputs = {k: v[None] for k, v in inputs.items()}
-    with torch.no_grad():
-        torch_out = torch_model(**to_torch(inputs), **to_torch(labels))
-    ms_out = ms_model(**to_ms(inputs), **to_ms(labels))
-
-    fields = [k for k in torch_out.keys() if k != "past_key_values"]
-    assert list(ms_out.keys()) == fields
-    assert_outputs_close(ms_out, torch_out, fields, f"tiny.{case}.{mode}")
-    if labels:  # the loss comes first, like transformers
-        assert ms_out[0] is ms_out.loss
-
-
-def test_hidden_states_and_attentions_match(mode, tmp_path):
-    config = tiny_config(num_labels=2)
-    torch.manual_seed(2)
-    torch_model = transformers.BertForSequenceClassification(config).eval()
-    ms_model = torch_to_ms(torch_model, mindone_ft.BertForSequenceClassification, tmp_path)
-    inputs = tiny_inputs()
-    with torch.no_grad():
-        torch_out = torch_model(**to_torch(inputs), output_hidden_states=True, output_attentions=True)
-    ms_out = ms_model(**to_ms(inputs), output_hidden_states=True, output_attentions=True)
-    assert len(ms_out.hidden_states) == config.num_hidden_layers + 1
-    assert_outputs_close(ms_out, torch_out, ["logits", "hidden_states", "attentions"], f"tiny.extras.{mode}")
-    # The config default is used when the flag is not given, like transformers.
-    ms_model.config.output_hidden_states = True
-    assert len(ms_model(**to_ms(inputs)).hidden_states) == config.num_hidden_layers + 1
 
 
 # --------------------------------------------------------------------------------------------------------------

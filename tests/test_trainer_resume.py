@@ -153,7 +153,7 @@ def test_reseeding_mindone_dropout_needs_no_recompile(monkeypatch):
     from mindspore import nn
 
     from mindone_ft.mindspore_adapter import init_environment
-    from mindone_ft.modeling_utils import Dropout
+    from mindone_ft.modeling_layers import Dropout
     from mindone_ft.trainer import reseed_dropout
     from mindone_ft.utils import compat
 

@@ -191,7 +191,7 @@ def bias_add_op():
 def dropout_op():
     """`op(x, state, p)` -> `(y, mask)`: dropout whose mask is a function of `state` (int64 `[seed, offset]`),
     `p` (float32 `(1,)`) and the element index only, whatever the thread count; `mask` is uint8 (1 = kept).
-    The kernel adds one to `offset` in place, unseen by MindSpore (see `mindone_ft.modeling_utils.Dropout`)."""
+    The kernel adds one to `offset` in place, unseen by MindSpore (see `mindone_ft.modeling_layers.Dropout`)."""
     backward = _custom("DropoutBackward", lambda dy, mask, p: dy, lambda dy, mask, p: dy)
 
     def bprop(x, state, p, out, dout):

@@ -1,30 +1,82 @@
 """Auto classes: pick the model class from `config.model_type`, like transformers' `AutoModel*`."""
 
+import importlib
 import os
-from typing import Dict, Union
+from collections import OrderedDict
+from typing import Dict, Iterator, Tuple, Union
 
 from transformers import PretrainedConfig
 
 from ...modeling_utils import MSPreTrainedModel
 from ...utils.offline import resolve_model_name
-from ..bert import (
-    BertForMaskedLM,
-    BertForMultipleChoice,
-    BertForPreTraining,
-    BertForQuestionAnswering,
-    BertForSequenceClassification,
-    BertForTokenClassification,
-    BertModel,
-)
 
-# model_type -> class, one mapping per task. Adding an architecture means adding one entry per task here.
-MODEL_MAPPING: Dict[str, type] = {"bert": BertModel}
-MODEL_FOR_PRETRAINING_MAPPING: Dict[str, type] = {"bert": BertForPreTraining}
-MODEL_FOR_MASKED_LM_MAPPING: Dict[str, type] = {"bert": BertForMaskedLM}
-MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING: Dict[str, type] = {"bert": BertForSequenceClassification}
-MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING: Dict[str, type] = {"bert": BertForTokenClassification}
-MODEL_FOR_QUESTION_ANSWERING_MAPPING: Dict[str, type] = {"bert": BertForQuestionAnswering}
-MODEL_FOR_MULTIPLE_CHOICE_MAPPING: Dict[str, type] = {"bert": BertForMultipleChoice}
+# model_type -> class name, one table per task, as in transformers' `modeling_auto.py`. Adding a family means one
+# line per head it has; its package `mindone_ft.models.<model_type with "-" as "_">` is imported on first use.
+MODEL_MAPPING_NAMES = OrderedDict([
+    ("bert", "BertModel"),
+])
+MODEL_FOR_PRETRAINING_MAPPING_NAMES = OrderedDict([
+    ("bert", "BertForPreTraining"),
+])
+MODEL_FOR_MASKED_LM_MAPPING_NAMES = OrderedDict([
+    ("bert", "BertForMaskedLM"),
+])
+MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES = OrderedDict([
+    ("bert", "BertForSequenceClassification"),
+])
+MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES = OrderedDict([
+    ("bert", "BertForTokenClassification"),
+])
+MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES = OrderedDict([
+    ("bert", "BertForQuestionAnswering"),
+])
+MODEL_FOR_MULTIPLE_CHOICE_MAPPING_NAMES = OrderedDict([
+    ("bert", "BertForMultipleChoice"),
+])
+
+
+def model_module_name(model_type: str) -> str:
+    """`mindone_ft.models` subpackage of a model type ("xlm-roberta" -> "xlm_roberta")."""
+    return model_type.replace("-", "_")
+
+
+class _LazyAutoMapping(Dict[str, type]):
+    """A read-only `{model_type: model class}` over a table of class names, importing each family when looked up."""
+
+    def __init__(self, names: "OrderedDict[str, str]"):
+        super().__init__()
+        self._names = names
+
+    def __getitem__(self, model_type: str) -> type:
+        module = importlib.import_module(f"mindone_ft.models.{model_module_name(model_type)}")
+        return getattr(module, self._names[model_type])
+
+    def __contains__(self, model_type: object) -> bool:
+        return model_type in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def keys(self):
+        return self._names.keys()
+
+    def items(self) -> Iterator[Tuple[str, type]]:
+        return ((model_type, self[model_type]) for model_type in self._names)
+
+    def get(self, model_type, default=None):
+        return self[model_type] if model_type in self._names else default
+
+
+MODEL_MAPPING = _LazyAutoMapping(MODEL_MAPPING_NAMES)
+MODEL_FOR_PRETRAINING_MAPPING = _LazyAutoMapping(MODEL_FOR_PRETRAINING_MAPPING_NAMES)
+MODEL_FOR_MASKED_LM_MAPPING = _LazyAutoMapping(MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING = _LazyAutoMapping(MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES)
+MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING = _LazyAutoMapping(MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES)
+MODEL_FOR_QUESTION_ANSWERING_MAPPING = _LazyAutoMapping(MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES)
+MODEL_FOR_MULTIPLE_CHOICE_MAPPING = _LazyAutoMapping(MODEL_FOR_MULTIPLE_CHOICE_MAPPING_NAMES)
 
 _HUB_DEFAULTS = dict(
     cache_dir=None, force_download=False, local_files_only=False, token=None, revision="main", subfolder=""
@@ -37,7 +89,7 @@ _MODEL_KWARGS = ("dtype", "mindspore_dtype", "torch_dtype", "ignore_mismatched_s
 class _BaseAutoModelClass:
     """Dispatches `from_pretrained` / `from_config` to the class registered for `config.model_type`."""
 
-    _model_mapping: Dict[str, type] = {}
+    _model_mapping: _LazyAutoMapping = _LazyAutoMapping(OrderedDict())
 
     def __init__(self, *args, **kwargs):
         raise EnvironmentError(

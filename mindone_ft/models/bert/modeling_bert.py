@@ -19,20 +19,24 @@ from ...modeling_outputs import (
     SequenceClassifierOutput,
     TokenClassifierOutput,
 )
-from ...modeling_utils import (
+from ...modeling_layers import (
     Dropout,
     Embedding,
     LayerNorm,
     Linear,
-    MSPreTrainedModel,
     Softmax,
-    bce_with_logits,
     cross_entropy,
-    dtype_min,
     eager_attention,
+    expand_head_mask,
+    extended_attention_mask,
+    flatten_choices,
     get_activation,
-    mse_loss,
+    infer_problem_type,
+    question_answering_loss,
+    sequence_classification_loss,
+    with_extras,
 )
+from ...modeling_utils import MSPreTrainedModel
 
 __all__ = [
     "BertPreTrainedModel",
@@ -239,16 +243,6 @@ class BertPreTrainingHeads(nn.Cell):
         return self.predictions(sequence_output), self.seq_relationship(pooled_output)
 
 
-def _with_extras(outputs: tuple, loss, hidden_states: tuple, attentions: tuple) -> tuple:
-    """transformers' tuple layout: `(loss?, *outputs, hidden_states?, attentions?)`, absent entries dropped."""
-    if loss is not None:
-        outputs = (loss,) + outputs
-    if hidden_states:
-        outputs = outputs + (hidden_states,)
-    if attentions:
-        outputs = outputs + (attentions,)
-    return outputs
-
 
 class BertPreTrainedModel(MSPreTrainedModel):
     """Base class of the BERT models: `BertConfig`, the "bert" prefix and BERT's weight initialization."""
@@ -297,20 +291,6 @@ class BertModel(BertPreTrainedModel):
         fields = super()._output_fields(has_loss, output_hidden_states, output_attentions)
         return fields if self.pooler is not None else [f for f in fields if f != "pooler_output"]
 
-    def _extended_attention_mask(self, attention_mask, dtype):
-        """0 for tokens to attend to, the dtype's most negative value for padding (added to attention scores)."""
-        if attention_mask.ndim == 2:  # (batch, key) -> (batch, 1, 1, key)
-            attention_mask = attention_mask.expand_dims(1).expand_dims(1)
-        elif attention_mask.ndim == 3:  # (batch, query, key) -> (batch, 1, query, key)
-            attention_mask = attention_mask.expand_dims(1)
-        return (1.0 - attention_mask.astype(dtype)) * dtype_min(dtype)
-
-    def _expand_head_mask(self, head_mask, dtype):
-        """(heads,) or (layers, heads) -> (layers, 1, heads, 1, 1), multiplied into the attention probabilities."""
-        if head_mask.ndim == 1:
-            head_mask = ops.broadcast_to(head_mask[None, :], (self.num_hidden_layers, self.num_attention_heads))
-        return head_mask[:, None, :, None, None].astype(dtype)
-
     def forward_parts(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                       head_mask=None, inputs_embeds=None, output_attentions=False, output_hidden_states=False):
         """Encoder pass returning `(sequence_output, pooled_output or None, hidden_states, attentions)`."""
@@ -318,9 +298,9 @@ class BertModel(BertPreTrainedModel):
         dtype = embedding_output.dtype
         extended_mask = None
         if attention_mask is not None:
-            extended_mask = self._extended_attention_mask(attention_mask, dtype)
+            extended_mask = extended_attention_mask(attention_mask, dtype)
         if head_mask is not None:
-            head_mask = self._expand_head_mask(head_mask, dtype)
+            head_mask = expand_head_mask(head_mask, self.num_hidden_layers, self.num_attention_heads, dtype)
         sequence_output, hidden_states, attentions = self.encoder(
             embedding_output, extended_mask, head_mask, output_attentions, output_hidden_states
         )
@@ -349,7 +329,7 @@ class BertModel(BertPreTrainedModel):
             output_attentions, output_hidden_states,
         )
         outputs = (sequence_output,) if pooled_output is None else (sequence_output, pooled_output)
-        return _with_extras(outputs, None, hidden_states, attentions)
+        return with_extras(outputs, None, hidden_states, attentions)
 
 
 def _classifier_dropout(config: BertConfig) -> Dropout:
@@ -394,7 +374,7 @@ class BertForPreTraining(BertPreTrainedModel):
             masked_lm_loss = cross_entropy(prediction_scores.view(-1, self.config.vocab_size), labels.view(-1))
             next_sentence_loss = cross_entropy(seq_relationship_score.view(-1, 2), next_sentence_label.view(-1))
             total_loss = masked_lm_loss + next_sentence_loss
-        return _with_extras((prediction_scores, seq_relationship_score), total_loss, hidden_states, attentions)
+        return with_extras((prediction_scores, seq_relationship_score), total_loss, hidden_states, attentions)
 
 
 class BertForMaskedLM(BertPreTrainedModel):
@@ -431,16 +411,8 @@ class BertForMaskedLM(BertPreTrainedModel):
         loss = None
         if labels is not None:
             loss = cross_entropy(prediction_scores.view(-1, self.config.vocab_size), labels.view(-1))
-        return _with_extras((prediction_scores,), loss, hidden_states, attentions)
+        return with_extras((prediction_scores,), loss, hidden_states, attentions)
 
-
-def _infer_problem_type(num_labels: int, labels) -> str:
-    """transformers' rule: one label -> regression, integer labels -> single label, else multi-label."""
-    if num_labels == 1:
-        return "regression"
-    if labels.dtype in (ms.int32, ms.int64):
-        return "single_label_classification"
-    return "multi_label_classification"
 
 
 class BertForSequenceClassification(BertPreTrainedModel):
@@ -461,7 +433,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
         # Like transformers, the inferred problem type is stored in the config (and saved with it).
         labels = arguments.get("labels")
         if labels is not None and self.config.problem_type is None:
-            self.config.problem_type = _infer_problem_type(self.num_labels, labels)
+            self.config.problem_type = infer_problem_type(self.num_labels, labels)
 
     def construct(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, head_mask=None,
                   inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
@@ -479,19 +451,8 @@ class BertForSequenceClassification(BertPreTrainedModel):
         logits = self.classifier(self.dropout(pooled_output))
         loss = None
         if labels is not None:
-            problem_type = self.config.problem_type
-            if problem_type is None:  # inside a graph the config cannot be updated; infer without storing
-                problem_type = _infer_problem_type(self.num_labels, labels)
-            if problem_type == "regression":
-                if self.num_labels == 1:
-                    loss = mse_loss(logits.squeeze(), labels.squeeze())
-                else:
-                    loss = mse_loss(logits, labels)
-            elif problem_type == "single_label_classification":
-                loss = cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
-            else:
-                loss = bce_with_logits(logits, labels)
-        return _with_extras((logits,), loss, hidden_states, attentions)
+            loss = sequence_classification_loss(logits, labels, self.num_labels, self.config.problem_type)
+        return with_extras((logits,), loss, hidden_states, attentions)
 
 
 class BertForMultipleChoice(BertPreTrainedModel):
@@ -515,16 +476,9 @@ class BertForMultipleChoice(BertPreTrainedModel):
         labels (`Tensor` of shape `(batch_size,)`, *optional*): index of the correct choice.
         """
         num_choices = input_ids.shape[1] if input_ids is not None else inputs_embeds.shape[1]
-        if input_ids is not None:
-            input_ids = input_ids.view(-1, input_ids.shape[-1])
-        if attention_mask is not None:
-            attention_mask = attention_mask.view(-1, attention_mask.shape[-1])
-        if token_type_ids is not None:
-            token_type_ids = token_type_ids.view(-1, token_type_ids.shape[-1])
-        if position_ids is not None:
-            position_ids = position_ids.view(-1, position_ids.shape[-1])
-        if inputs_embeds is not None:
-            inputs_embeds = inputs_embeds.view(-1, inputs_embeds.shape[-2], inputs_embeds.shape[-1])
+        input_ids, attention_mask = flatten_choices(input_ids), flatten_choices(attention_mask)
+        token_type_ids, position_ids = flatten_choices(token_type_ids), flatten_choices(position_ids)
+        inputs_embeds = flatten_choices(inputs_embeds)
         _, pooled_output, hidden_states, attentions = self._run_bert(
             input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
             output_attentions, output_hidden_states,
@@ -534,7 +488,7 @@ class BertForMultipleChoice(BertPreTrainedModel):
         loss = None
         if labels is not None:
             loss = cross_entropy(reshaped_logits, labels.view(-1))
-        return _with_extras((reshaped_logits,), loss, hidden_states, attentions)
+        return with_extras((reshaped_logits,), loss, hidden_states, attentions)
 
 
 class BertForTokenClassification(BertPreTrainedModel):
@@ -567,7 +521,7 @@ class BertForTokenClassification(BertPreTrainedModel):
         loss = None
         if labels is not None:
             loss = cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
-        return _with_extras((logits,), loss, hidden_states, attentions)
+        return with_extras((logits,), loss, hidden_states, attentions)
 
 
 class BertForQuestionAnswering(BertPreTrainedModel):
@@ -600,15 +554,5 @@ class BertForQuestionAnswering(BertPreTrainedModel):
         end_logits = logits[:, :, 1]
         total_loss = None
         if start_positions is not None and end_positions is not None:
-            if start_positions.ndim > 1:
-                start_positions = start_positions.squeeze(-1)
-            if end_positions.ndim > 1:
-                end_positions = end_positions.squeeze(-1)
-            # Positions outside the model inputs are clamped to an index the loss ignores, like transformers.
-            ignored_index = start_logits.shape[1]
-            start_positions = ops.clamp(start_positions.astype(ms.int32), 0, ignored_index)
-            end_positions = ops.clamp(end_positions.astype(ms.int32), 0, ignored_index)
-            start_loss = cross_entropy(start_logits, start_positions, ignore_index=ignored_index)
-            end_loss = cross_entropy(end_logits, end_positions, ignore_index=ignored_index)
-            total_loss = (start_loss + end_loss) / 2
-        return _with_extras((start_logits, end_logits), total_loss, hidden_states, attentions)
+            total_loss = question_answering_loss(start_logits, end_logits, start_positions, end_positions)
+        return with_extras((start_logits, end_logits), total_loss, hidden_states, attentions)

@@ -1,0 +1,468 @@
+"""The layer kit every mindone_ft model is built from, with PyTorch parameter names so checkpoints map 1:1.
+
+Linear, Embedding, LayerNorm, RMSNorm, reproducible Dropout, activations (`ACT2FN`), softmax, eager attention with
+its mask helpers, rotary position embeddings, losses with PyTorch semantics, and the loss/output helpers of the
+standard task heads. Backend choices (mindone_ft's fused CPU kernels, Ascend `mint` kernels, MindSpore's portable
+ops) are made here, once per cell at construction, through `mindone_ft.utils.compat`; model files never branch on
+the backend themselves.
+"""
+
+from typing import Callable, Dict, Optional
+
+import mindspore as ms
+import numpy as np
+from mindspore import Parameter, Tensor, nn, ops
+from mindspore.common.initializer import initializer
+
+from .kernels import cpu as cpu_kernels
+from .utils import compat
+
+RNG_STATE_NAME = "rng_state"  # `Dropout`'s random-stream state: a Parameter, but not a weight
+
+
+def dtype_min(dtype) -> float:
+    """Most negative finite value of a float dtype, for additive attention masks (transformers: finfo.min).
+
+    Written as comparisons rather than a dict lookup: a dict indexed by dtype inside a graph-compiled
+    `construct` broke graph execution in MindSpore 2.10.
+    """
+    if dtype == ms.float16:
+        return -65504.0
+    if dtype == ms.bfloat16:
+        return -3.3895313892515355e38
+    return -3.4028234663852886e38  # float32
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Building blocks. Parameters are named like PyTorch's (`weight`, `bias`) so that names map 1:1 to checkpoints.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+class LayerNorm(nn.Cell):
+    """Layer normalization over the last axis with PyTorch parameter names (`weight`, `bias`).
+
+    `nn.LayerNorm` names its parameters gamma/beta; this cell keeps checkpoint names identical instead of renaming
+    keys. On Ascend it uses the fused `mint` kernel, which fails on CPU (see MINDSPORE_NOTES.md); on CPU, float32
+    inputs use mindone_ft's fused kernel (MindSpore's LayerNormGrad is ~7x slower than PyTorch's there).
+    """
+
+    def __init__(self, normalized_shape: int, eps: float = 1e-5, bias: bool = True):
+        super().__init__()
+        self.normalized_shape = (normalized_shape,)
+        self.eps = eps
+        self.weight = Parameter(initializer("ones", (normalized_shape,), ms.float32), name="weight")
+        if bias:
+            self.bias = Parameter(initializer("zeros", (normalized_shape,), ms.float32), name="bias")
+        else:  # torch's `bias=False` (ModernBERT): no parameter, the kernels get a constant zero shift
+            self.bias = None
+            self.zero_bias = Tensor(np.zeros((normalized_shape,), np.float32))
+        self.use_fused = compat.use_ascend_kernels()
+        self.use_cpu_kernel = compat.use_cpu_kernels()
+        if self.use_cpu_kernel:
+            self.cpu_layer_norm = cpu_kernels.layer_norm_op()
+            self.eps_tensor = cpu_kernels.layer_norm_eps(eps)
+        self.layer_norm = ops.LayerNorm(begin_norm_axis=-1, begin_params_axis=-1, epsilon=eps)
+
+    def construct(self, x):
+        bias = self.bias if self.bias is not None else self.zero_bias.astype(self.weight.dtype)
+        if self.use_fused:
+            return ms.mint.nn.functional.layer_norm(x, self.normalized_shape, self.weight, bias, self.eps)
+        if self.use_cpu_kernel and x.dtype == ms.float32 and self.weight.dtype == ms.float32:
+            return self.cpu_layer_norm(x, self.weight, bias, self.eps_tensor)[0]
+        return self.layer_norm(x, self.weight, bias)[0]
+
+
+class Linear(nn.Dense):
+    """`nn.Dense` (whose parameters already have PyTorch's names, `weight` and `bias`).
+
+    On CPU, float32 inputs add the bias with mindone_ft's kernel: MindSpore's BiasAddGrad is ~6x slower than
+    PyTorch's bias gradient there (profiled).
+    """
+
+    def __init__(self, in_features: int, out_features: int, has_bias: bool = True):
+        super().__init__(in_features, out_features, has_bias=has_bias)
+        self.use_cpu_kernel = has_bias and compat.use_cpu_kernels()
+        if self.use_cpu_kernel:
+            self.cpu_bias_add = cpu_kernels.bias_add_op()
+
+    def construct(self, x):
+        if not (self.use_cpu_kernel and x.dtype == ms.float32 and self.weight.dtype == ms.float32):
+            return super().construct(x)
+        shape = x.shape
+        y = self.cpu_bias_add(self.matmul(x.reshape(-1, shape[-1]), self.weight), self.bias)
+        return y.reshape(shape[:-1] + (y.shape[-1],))
+
+
+class Embedding(nn.Cell):
+    """Lookup table with PyTorch's parameter name (`weight`; `nn.Embedding` calls it `embedding_table`)."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int, padding_idx: Optional[int] = None):
+        super().__init__()
+        self.num_embeddings = num_embeddings
+        self.embedding_dim = embedding_dim
+        self.padding_idx = padding_idx
+        self.weight = Parameter(initializer("zeros", (num_embeddings, embedding_dim), ms.float32), name="weight")
+
+    def construct(self, ids):
+        embeddings = ops.gather(self.weight, ids, 0)
+        if self.padding_idx is not None:
+            # Like torch's `padding_idx`: the padding row receives no gradient from the lookup.
+            is_padding = (ids == self.padding_idx).expand_dims(-1)
+            embeddings = ops.where(is_padding, ops.stop_gradient(embeddings), embeddings)
+        return embeddings
+
+
+def _gelu(x):
+    """transformers' "gelu", the exact erf form, written as torch computes it: x * 0.5 * (1 + erf(x / sqrt(2))).
+
+    `ops.gelu(approximate="none")` divides by sqrt(2); on CPU that Div and its gradient (two more Divs) cost
+    ~3% of a BERT train step (profiled), a multiplication by the constant 1/sqrt(2) almost nothing.
+    """
+    return x * 0.5 * (1.0 + ops.erf(x * _SQRT1_2))
+
+
+_SQRT1_2 = 0.7071067811865476
+
+
+def _gelu_tanh(x):
+    return ops.gelu(x, approximate="tanh")
+
+
+def _quick_gelu(x):
+    return x * ops.sigmoid(1.702 * x)
+
+
+def _identity(x):
+    return x
+
+
+# transformers activation names (`config.hidden_act`) -> MindSpore functions with the same formula.
+ACT2FN: Dict[str, Callable] = {
+    "gelu": _gelu,
+    "gelu_new": _gelu_tanh,
+    "gelu_pytorch_tanh": _gelu_tanh,
+    "gelu_fast": _gelu_tanh,
+    "quick_gelu": _quick_gelu,
+    "relu": ops.relu,
+    "silu": ops.silu,
+    "swish": ops.silu,
+    "tanh": compat.accurate_tanh,
+    "sigmoid": ops.sigmoid,
+    "linear": _identity,
+}
+# Where a backend has a fused kernel that is accurate there, it replaces the portable formula.
+_ASCEND_ACT2FN: Dict[str, Callable] = {"tanh": ops.tanh}
+
+
+class Activation(nn.Cell):
+    """Element-wise activation chosen by its transformers name (see `ACT2FN`)."""
+
+    def __init__(self, name: str):
+        super().__init__()
+        if name not in ACT2FN:
+            raise KeyError(f"Activation function {name!r} not found in ACT2FN; supported: {sorted(ACT2FN)}")
+        self.name = name
+        # Chosen here, once: backend queries cannot run inside a graph-compiled construct.
+        fused = _ASCEND_ACT2FN if compat.use_ascend_kernels() else {}
+        self.fn = fused.get(name, ACT2FN[name])
+        self.use_cpu_kernel = name == "gelu" and compat.use_cpu_kernels()
+        if self.use_cpu_kernel:
+            self.cpu_fn = cpu_kernels.gelu_op()
+
+    def construct(self, x):
+        if self.use_cpu_kernel and x.dtype == ms.float32:
+            return self.cpu_fn(x)
+        return self.fn(x)
+
+
+def get_activation(name: str) -> Activation:
+    """Activation cell for a transformers activation name (`config.hidden_act`)."""
+    return Activation(name)
+
+
+class Softmax(nn.Cell):
+    """Softmax over the last axis; on CPU, float32 inputs use mindone_ft's fused kernel (MindSpore composes the
+    gradient from four slow element-wise kernels there)."""
+
+    def __init__(self):
+        super().__init__()
+        self.use_cpu_kernel = compat.use_cpu_kernels()
+        if self.use_cpu_kernel:
+            self.cpu_softmax = cpu_kernels.softmax_op()
+
+    def construct(self, x):
+        if self.use_cpu_kernel and x.dtype == ms.float32:
+            return self.cpu_softmax(x)
+        return ops.softmax(x, axis=-1)
+
+
+class Dropout(nn.Cell):
+    """`nn.Dropout(p)` with reproducible masks: on CPU, float32 inputs use mindone_ft's counter-based kernel.
+
+    MindSpore 2.10's CPU Dropout kernel draws from one random generator on all its threads at once, so with
+    more than one thread its masks (and a fine-tuning run's results) change from run to run under the same seed.
+    The kernel here derives each element's draw from `rng_state = [seed, offset]` and the element's index, and
+    advances `offset` by one per call: masks depend only on the seed and the number of calls, on any number of
+    threads, and `reseed` restarts the stream without recompiling the graph. `rng_state` is runtime state, not a
+    weight: `save_pretrained` and `state_dict_numpy` leave it out. Elsewhere this is MindSpore's dropout kernel.
+
+    The kernel advances `offset` itself rather than through an `ops.assign_add` in the graph: twelve such side
+    effects in a BERT train step tripled its compile time (6 s to 16-20 s on CPU, measured). MindSpore therefore
+    sees the kernel as pure, so call each `Dropout` cell once per forward (as transformers' models do): two calls
+    of one cell on the same tensor in one graph could be merged into one mask, and recomputing the forward
+    (gradient checkpointing, not implemented) would draw a second one.
+    """
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"Dropout probability must be in [0, 1), got {p}.")
+        self.p = float(p)
+        self.use_cpu_kernel = self.p > 0 and compat.use_cpu_kernels()
+        if self.use_cpu_kernel:
+            self.cpu_dropout = cpu_kernels.dropout_op()
+            self.p_tensor = Tensor([self.p], ms.float32)
+            self.rng_state = Parameter(Tensor([compat.random_seed(), 0], ms.int64), name=RNG_STATE_NAME,
+                                       requires_grad=False)
+        elif self.p > 0:
+            self.mindspore_dropout = mindspore_dropout_op(self.p, compat.random_seed())
+
+    def reseed(self, seed: int) -> bool:
+        """Restarts the masks from `seed`. Returns whether the train graph must be recompiled to see it (MindSpore's
+        own kernel keeps its generator inside the compiled graph; mindone_ft's reads `rng_state`)."""
+        if self.p == 0:
+            return False
+        if self.use_cpu_kernel:
+            # Written in place: a graph that already ran and updated `rng_state` may not see `set_data`'s new
+            # tensor (measured with MindSpore 2.10 on two graphs sharing it).
+            ops.assign(self.rng_state, Tensor([seed, 0], ms.int64))
+            return False
+        self.mindspore_dropout = mindspore_dropout_op(self.p, seed)
+        return True
+
+    def construct(self, x):
+        if not self.training or self.p == 0:
+            return x
+        if self.use_cpu_kernel:  # float16 too (amp O2), so that every mask on CPU comes from `rng_state`
+            if x.dtype == ms.float32:
+                return self.cpu_dropout(x, self.rng_state, self.p_tensor)[0]
+            return self.cpu_dropout(x.astype(ms.float32), self.rng_state, self.p_tensor)[0].astype(x.dtype)
+        return self.mindspore_dropout(x)[0]
+
+
+def mindspore_dropout_op(rate: float, seed: int) -> ops.Dropout:
+    """MindSpore's dropout primitive with kernel seeds derived from `seed`. The kernel keeps its generator inside
+    the compiled graph: a graph sees new seeds only when recompiled."""
+    seed0, seed1 = (int(x) for x in np.random.default_rng(seed).integers(1, 2**31 - 1, size=2))
+    return ops.Dropout(1.0 - rate, seed0, seed1)
+
+
+def reseed_nn_dropout(cell: nn.Dropout, seed: int) -> bool:
+    """Gives MindSpore's `nn.Dropout` new kernel seeds derived from `seed`; returns whether the graph must be
+    recompiled (not for a rate of 0)."""
+    rate = cell.p if cell.p is not None else 1.0 - cell.keep_prob  # older cells are built with keep_prob
+    if rate == 0:
+        return False
+    cell.dropout = mindspore_dropout_op(rate, seed)
+    return True
+
+
+def eager_attention(
+    query, key, value, attention_mask, scaling: float, softmax: nn.Cell, dropout: nn.Cell, head_mask=None
+):
+    """Scaled dot-product attention in the same operation order as transformers' `eager_attention_forward`.
+
+    Shapes: query/key/value `(batch, heads, seq, head_dim)`; `attention_mask` is additive, broadcastable to
+    `(batch, heads, seq_q, seq_k)`. Returns `(context (batch, seq, heads, head_dim), probabilities)`.
+
+    This is the only attention implementation so far, on every backend. Ascend's fused
+    `ops.flash_attention_score` would plug in here behind `compat.use_ascend_kernels()`, but it is not wired in
+    because it cannot be verified on our CPU-only machines.
+    """
+    scores = _matmul_transpose_b(query, key) * scaling
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    probs = softmax(scores)
+    probs = dropout(probs)
+    if head_mask is not None:
+        probs = probs * head_mask
+    context = _matmul(probs, value).swapaxes(1, 2)
+    return context, probs
+
+
+# The BatchMatMul primitive, not `ops.matmul`: its gradient is two BatchMatMuls with transpose flags, where
+# `ops.matmul`'s (MatMulExt) materialises each transposed operand first (~5% of a CPU train step, profiled).
+_matmul = ops.BatchMatMul()
+_matmul_transpose_b = ops.BatchMatMul(transpose_b=True)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Losses with PyTorch semantics (mean reduction, `ignore_index` for cross-entropy).
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def cross_entropy(logits, labels, ignore_index: int = -100):
+    """`torch.nn.CrossEntropyLoss(ignore_index=...)` on `(N, C)` logits and `(N,)` integer labels of any int dtype."""
+    labels = labels.astype(ms.int32)
+    log_probs = ops.log_softmax(logits.astype(ms.float32), axis=-1)
+    valid = labels != ignore_index
+    safe_labels = ops.where(valid, labels, ops.zeros_like(labels))
+    nll = -ops.gather_elements(log_probs, 1, safe_labels.expand_dims(-1)).squeeze(-1)
+    valid = valid.astype(ms.float32)
+    # Same as torch: the mean over non-ignored targets (NaN when every target is ignored).
+    return (nll * valid).sum() / valid.sum()
+
+
+def mse_loss(predictions, targets):
+    """`torch.nn.MSELoss()` (mean reduction)."""
+    diff = predictions.astype(ms.float32) - targets.astype(ms.float32)
+    return (diff * diff).mean()
+
+
+def bce_with_logits(logits, targets):
+    """`torch.nn.BCEWithLogitsLoss()` (mean reduction), in the numerically stable form."""
+    x = logits.astype(ms.float32)
+    y = targets.astype(ms.float32)
+    return (ops.relu(x) - x * y + ops.log1p(ops.exp(-ops.abs(x)))).mean()
+
+
+
+class RMSNorm(nn.Cell):
+    """Root-mean-square normalization (Llama's `LlamaRMSNorm`): `weight * x / sqrt(mean(x^2) + eps)`, computed in
+    float32 and cast back to the input dtype like transformers.
+
+    Args:
+        hidden_size (`int`): size of the normalized last axis.
+        eps (`float`): added to the mean square.
+        unit_offset (`bool`): scale by `(1 + weight)` with `weight` initialised to zeros (Gemma's convention).
+    """
+
+    def __init__(self, hidden_size: int, eps: float = 1e-6, unit_offset: bool = False):
+        super().__init__()
+        self.eps = eps
+        self.unit_offset = unit_offset
+        self.weight = Parameter(initializer("zeros" if unit_offset else "ones", (hidden_size,), ms.float32),
+                                name="weight")
+
+    def construct(self, x):
+        input_dtype = x.dtype
+        x = x.astype(ms.float32)
+        x = x * ops.rsqrt((x * x).mean(-1, keep_dims=True) + self.eps)
+        if self.unit_offset:  # Gemma multiplies in float32 before casting back
+            return (x * (1.0 + self.weight.astype(ms.float32))).astype(input_dtype)
+        return self.weight * x.astype(input_dtype)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Attention masks and rotary position embeddings.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def extended_attention_mask(attention_mask, dtype):
+    """An additive mask from a 0/1 (or bool) mask: 0 where attending, the dtype's most negative value elsewhere.
+
+    `(batch, key)` becomes `(batch, 1, 1, key)` and `(batch, query, key)` becomes `(batch, 1, query, key)`, ready to
+    be added to `(batch, heads, query, key)` attention scores (transformers' `get_extended_attention_mask`).
+    """
+    if attention_mask.ndim == 2:
+        attention_mask = attention_mask.expand_dims(1).expand_dims(1)
+    elif attention_mask.ndim == 3:
+        attention_mask = attention_mask.expand_dims(1)
+    return (1.0 - attention_mask.astype(dtype)) * dtype_min(dtype)
+
+
+def expand_head_mask(head_mask, num_hidden_layers: int, num_attention_heads: int, dtype):
+    """`(heads,)` or `(layers, heads)` -> `(layers, 1, heads, 1, 1)`, multiplied into the attention probabilities."""
+    if head_mask.ndim == 1:
+        head_mask = ops.broadcast_to(head_mask[None, :], (num_hidden_layers, num_attention_heads))
+    return head_mask[:, None, :, None, None].astype(dtype)
+
+
+def rotary_inv_freq(dim: int, base: float) -> np.ndarray:
+    """Inverse frequencies of the default RoPE, `1 / base^(2i/dim)`, computed in float32 like transformers."""
+    return (1.0 / (base ** (np.arange(0, dim, 2, dtype=np.int64).astype(np.float32) / dim))).astype(np.float32)
+
+
+def rotary_cos_sin(position_ids, inv_freq: Tensor, dtype, attention_scaling: float = 1.0):
+    """`(cos, sin)` of shape `(batch, seq, dim)` for integer `position_ids` `(batch, seq)`, as transformers'
+    `RotaryEmbedding.forward` (angles in float32, both halves repeated)."""
+    freqs = position_ids.astype(ms.float32).expand_dims(-1) * inv_freq.reshape(1, 1, -1)
+    emb = ops.cat((freqs, freqs), axis=-1)
+    cos = ops.cos(emb) * attention_scaling
+    sin = ops.sin(emb) * attention_scaling
+    return cos.astype(dtype), sin.astype(dtype)
+
+
+def rotate_half(x):
+    """Rotates half the hidden dims: `(x1, x2) -> (-x2, x1)`."""
+    half = x.shape[-1] // 2
+    return ops.cat((-x[..., half:], x[..., :half]), axis=-1)
+
+
+def apply_rotary_pos_emb(query, key, cos, sin, unsqueeze_dim: int = 1):
+    """Rotates `query` and `key` `(batch, heads, seq, head_dim)` by the position angles (`cos`/`sin` are
+    `(batch, seq, head_dim)` and get a heads axis at `unsqueeze_dim`)."""
+    cos = cos.expand_dims(unsqueeze_dim)
+    sin = sin.expand_dims(unsqueeze_dim)
+    return query * cos + rotate_half(query) * sin, key * cos + rotate_half(key) * sin
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The standard task heads' losses and tuple outputs, shared by every family (transformers' generic heads).
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def infer_problem_type(num_labels: int, labels) -> str:
+    """transformers' rule: one label -> regression, integer labels -> single label, else multi-label."""
+    if num_labels == 1:
+        return "regression"
+    if labels.dtype in (ms.int32, ms.int64):
+        return "single_label_classification"
+    return "multi_label_classification"
+
+
+def sequence_classification_loss(logits, labels, num_labels: int, problem_type: Optional[str]):
+    """The loss of transformers' `...ForSequenceClassification` heads for `config.problem_type` (inferred from the
+    labels when None: inside a graph the config cannot be updated, so it is inferred without being stored)."""
+    if problem_type is None:
+        problem_type = infer_problem_type(num_labels, labels)
+    if problem_type == "regression":
+        if num_labels == 1:
+            return mse_loss(logits.squeeze(), labels.squeeze())
+        return mse_loss(logits, labels)
+    if problem_type == "single_label_classification":
+        return cross_entropy(logits.view(-1, num_labels), labels.view(-1))
+    return bce_with_logits(logits, labels)
+
+
+def question_answering_loss(start_logits, end_logits, start_positions, end_positions):
+    """Mean of the start and end cross-entropies; positions outside the sequence are clamped to an index the loss
+    ignores, like transformers."""
+    if start_positions.ndim > 1:
+        start_positions = start_positions.squeeze(-1)
+    if end_positions.ndim > 1:
+        end_positions = end_positions.squeeze(-1)
+    ignored_index = start_logits.shape[1]
+    start_positions = ops.clamp(start_positions.astype(ms.int32), 0, ignored_index)
+    end_positions = ops.clamp(end_positions.astype(ms.int32), 0, ignored_index)
+    start_loss = cross_entropy(start_logits, start_positions, ignore_index=ignored_index)
+    end_loss = cross_entropy(end_logits, end_positions, ignore_index=ignored_index)
+    return (start_loss + end_loss) / 2
+
+
+def flatten_choices(tensor):
+    """Multiple-choice inputs `(batch, choices, seq[, hidden])` -> `(batch * choices, seq[, hidden])`; None stays."""
+    if tensor is None:
+        return None
+    return tensor.reshape((-1,) + tensor.shape[2:])
+
+
+def with_extras(outputs: tuple, loss, hidden_states: tuple, attentions: tuple) -> tuple:
+    """transformers' tuple layout: `(loss?, *outputs, hidden_states?, attentions?)`, absent entries dropped."""
+    if loss is not None:
+        outputs = (loss,) + outputs
+    if hidden_states:
+        outputs = outputs + (hidden_states,)
+    if attentions:
+        outputs = outputs + (attentions,)
+    return outputs
