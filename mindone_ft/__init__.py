@@ -18,7 +18,15 @@ from .models.auto import (  # noqa: E402
     AutoModelForTokenClassification,
 )
 # Model families: one line each (every family's `__all__` lists its classes).
+from .models.albert import *  # noqa: E402,F401,F403
 from .models.bert import *  # noqa: E402,F401,F403
+from .models.deberta_v2 import *  # noqa: E402,F401,F403
+from .models.distilbert import *  # noqa: E402,F401,F403
+from .models.mpnet import *  # noqa: E402,F401,F403
+from .models.modernbert import *  # noqa: E402,F401,F403
+from .models.electra import *  # noqa: E402,F401,F403
+from .models.roberta import *  # noqa: E402,F401,F403
+from .models.xlm_roberta import *  # noqa: E402,F401,F403
 from .optimization import get_scheduler  # noqa: E402
 from .trainer import Trainer  # noqa: E402
 from .trainer_callback import (  # noqa: E402

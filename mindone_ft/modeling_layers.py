@@ -304,7 +304,7 @@ _matmul_transpose_b = ops.BatchMatMul(transpose_b=True)
 def cross_entropy(logits, labels, ignore_index: int = -100):
     """`torch.nn.CrossEntropyLoss(ignore_index=...)` on `(N, C)` logits and `(N,)` integer labels of any int dtype."""
     labels = labels.astype(ms.int32)
-    log_probs = ops.log_softmax(logits.astype(ms.float32), axis=-1)
+    log_probs = compat.accurate_log_softmax(logits.astype(ms.float32), axis=-1)
     valid = labels != ignore_index
     safe_labels = ops.where(valid, labels, ops.zeros_like(labels))
     nll = -ops.gather_elements(log_probs, 1, safe_labels.expand_dims(-1)).squeeze(-1)
@@ -319,11 +319,19 @@ def mse_loss(predictions, targets):
     return (diff * diff).mean()
 
 
-def bce_with_logits(logits, targets):
-    """`torch.nn.BCEWithLogitsLoss()` (mean reduction), in the numerically stable form."""
+def bce_with_logits(logits, targets, mask=None):
+    """`torch.nn.BCEWithLogitsLoss()` (mean reduction), in the numerically stable form.
+
+    With `mask` (same shape, bool or 0/1), the mean over the elements where it is true: torch's loss of
+    `logits[mask]` and `targets[mask]`, written as a masked sum so that shapes stay static inside a graph.
+    """
     x = logits.astype(ms.float32)
     y = targets.astype(ms.float32)
-    return (ops.relu(x) - x * y + ops.log1p(ops.exp(-ops.abs(x)))).mean()
+    losses = ops.relu(x) - x * y + ops.log1p(ops.exp(-ops.abs(x)))
+    if mask is None:
+        return losses.mean()
+    mask = mask.astype(ms.float32)
+    return (losses * mask).sum() / mask.sum()
 
 
 
@@ -466,3 +474,111 @@ def with_extras(outputs: tuple, loss, hidden_states: tuple, attentions: tuple) -
     if attentions:
         outputs = outputs + (attentions,)
     return outputs
+
+
+def bidirectional_attention_mask(attention_mask, seq_length: int, dtype, sliding_window: Optional[int] = None):
+    """transformers' `create_bidirectional_mask` / `create_bidirectional_sliding_window_mask` for eager attention.
+
+    An additive mask, 0 where a query may attend a key and the dtype's most negative value elsewhere (both
+    conditions at once are still that value, not twice it, as in transformers' `eager_mask`). A key is attended
+    when it is not padding (`attention_mask` `(batch, seq)`, 0/1 or bool; None = no padding) and, with
+    `sliding_window`, when `|query - key| <= sliding_window` (ModernBERT: `local_attention // 2` on each side).
+    Returns `(batch or 1, 1, seq, seq)`, `(batch, 1, 1, seq)` without a window, or None when nothing is masked.
+    """
+    allowed = None
+    if attention_mask is not None:
+        allowed = attention_mask.astype(ms.bool_).expand_dims(1).expand_dims(1)
+    if sliding_window is not None:
+        positions = ops.arange(0, seq_length, dtype=ms.int32)
+        window = ops.abs(positions.expand_dims(1) - positions.expand_dims(0)) <= sliding_window
+        window = window.expand_dims(0).expand_dims(0)
+        allowed = window if allowed is None else ops.logical_and(allowed, window)
+    if allowed is None:
+        return None
+    return extended_attention_mask(allowed, dtype)
+
+
+class SequenceSummary(nn.Cell):
+    """One vector per sequence from its hidden states, configured by the `summary_*` attributes of the config like
+    transformers' `SequenceSummary` (ELECTRA, XLM, XLNet, ... each have a copy named `<Family>SequenceSummary`).
+
+    `summary_type` picks the vector: "first" token, "last" token, "mean" over tokens, or "cls_index" (the last token:
+    the heads that use this never pass an index); then `first_dropout` (`summary_first_dropout`), the projection
+    `summary` when `summary_use_proj` (to `num_labels` with `summary_proj_to_labels`, else `hidden_size`), the
+    `summary_activation`, and `last_dropout` (`summary_last_dropout`). Absent pieces are identities.
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        self.summary_type = getattr(config, "summary_type", "last")
+        if self.summary_type not in ("first", "last", "mean", "cls_index"):
+            raise NotImplementedError(
+                f"summary_type={self.summary_type!r} is not implemented (transformers does not implement 'attn' "
+                "either); use 'first', 'last', 'mean' or 'cls_index'."
+            )
+        self.summary = None
+        if getattr(config, "summary_use_proj", False):
+            to_labels = getattr(config, "summary_proj_to_labels", False) and config.num_labels > 0
+            self.summary = Linear(config.hidden_size, config.num_labels if to_labels else config.hidden_size)
+        activation = getattr(config, "summary_activation", None)
+        self.activation = get_activation(activation) if activation else None
+        self.first_dropout = Dropout(p=getattr(config, "summary_first_dropout", 0.0) or 0.0)
+        self.last_dropout = Dropout(p=getattr(config, "summary_last_dropout", 0.0) or 0.0)
+
+    def construct(self, hidden_states):
+        if self.summary_type == "first":
+            output = hidden_states[:, 0]
+        elif self.summary_type == "mean":
+            output = hidden_states.mean(axis=1)
+        else:  # "last", and "cls_index" without an index
+            output = hidden_states[:, -1]
+        output = self.first_dropout(output)
+        if self.summary is not None:
+            output = self.summary(output)
+        if self.activation is not None:
+            output = self.activation(output)
+        return self.last_dropout(output)
+
+
+def position_ids_from_input_ids(input_ids, padding_idx: int):
+    """fairseq-style position ids (RoBERTa and its descendants): real tokens count from `padding_idx + 1` in order,
+    padding tokens get `padding_idx` (wherever they are in the row), as transformers'
+    `create_position_ids_from_input_ids` (int32, as its mask; the ids only index the position embeddings)."""
+    mask = (input_ids != padding_idx).astype(ms.int32)
+    return ops.cumsum(mask, axis=1) * mask + padding_idx
+
+
+def position_ids_from_inputs_embeds(inputs_embeds, padding_idx: int):
+    """Sequential position ids `padding_idx + 1 ...` `(batch, seq)` for `inputs_embeds` `(batch, seq, hidden)`, whose
+    padding cannot be seen (transformers' `create_position_ids_from_inputs_embeds`)."""
+    batch_size, seq_length = inputs_embeds.shape[0], inputs_embeds.shape[1]
+    positions = ops.arange(padding_idx + 1, seq_length + padding_idx + 1, dtype=ms.int32)
+    return ops.broadcast_to(positions.expand_dims(0), (batch_size, seq_length))
+
+
+def relative_position_bucket(relative_position, bidirectional: bool = True, num_buckets: int = 32,
+                             max_distance: int = 128) -> np.ndarray:
+    """T5-style buckets of relative positions (`key position - query position`), as transformers' T5 and MPNet
+    `relative_position_bucket`: with `bidirectional`, half the buckets per direction (keys after the query in the
+    upper half); distances below half of those get one bucket each, longer ones logarithmically wider buckets up
+    to `max_distance`, beyond which they share the last bucket.
+
+    In numpy, float32 like torch (checked equal to transformers' for distances up to 2048): models build a lookup
+    table once at construction, so no backend's float32 `log` can round differently in a graph at distances that
+    sit exactly on a bucket edge (16, 32, 64 with the defaults).
+    """
+    relative_position = np.asarray(relative_position, np.int64)
+    buckets = np.zeros_like(relative_position)
+    if bidirectional:
+        num_buckets //= 2
+        buckets += (relative_position > 0).astype(np.int64) * num_buckets
+        distance = np.abs(relative_position)
+    else:
+        distance = -np.minimum(relative_position, 0)
+    max_exact = num_buckets // 2
+    # max(distance, 1): log(0) is never selected (distance 0 is exact) but would warn.
+    log_ratio = np.log(np.maximum(distance, 1).astype(np.float32) / np.float32(max_exact))
+    scale = np.float32(np.log(max_distance / max_exact))
+    if_large = max_exact + (log_ratio / scale * np.float32(num_buckets - max_exact)).astype(np.int64)
+    if_large = np.minimum(if_large, num_buckets - 1)
+    return buckets + np.where(distance < max_exact, distance, if_large)

@@ -22,6 +22,8 @@ __all__ = [
     "MaskedLMOutput",
     "MultipleChoiceModelOutput",
     "BertForPreTrainingOutput",
+    "AlbertForPreTrainingOutput",
+    "ElectraForPreTrainingOutput",
 ]
 
 
@@ -166,5 +168,44 @@ class BertForPreTrainingOutput(ModelOutput):
     loss: Optional[ms.Tensor] = None
     prediction_logits: Optional[ms.Tensor] = None
     seq_relationship_logits: Optional[ms.Tensor] = None
+    hidden_states: Optional[Tuple[ms.Tensor, ...]] = None
+    attentions: Optional[Tuple[ms.Tensor, ...]] = None
+
+
+@dataclass
+class ElectraForPreTrainingOutput(ModelOutput):
+    """
+    Args:
+        loss (`ms.Tensor` of shape `()`, *optional*, returned when `labels` is given):
+            Replaced token detection loss (binary cross-entropy over the tokens the attention mask keeps).
+        logits (`ms.Tensor` of shape `(batch_size, sequence_length)`):
+            Discriminator score of each token (positive: replaced) before the sigmoid.
+        hidden_states (`tuple(ms.Tensor)`, *optional*): see [`BaseModelOutput`].
+        attentions (`tuple(ms.Tensor)`, *optional*): see [`BaseModelOutput`].
+    """
+
+    loss: Optional[ms.Tensor] = None
+    logits: Optional[ms.Tensor] = None
+    hidden_states: Optional[Tuple[ms.Tensor, ...]] = None
+    attentions: Optional[Tuple[ms.Tensor, ...]] = None
+
+
+@dataclass
+class AlbertForPreTrainingOutput(ModelOutput):
+    """
+    Args:
+        loss (`ms.Tensor` of shape `()`, *optional*, returned when `labels` and `sentence_order_label` are given):
+            Sum of the masked language modeling loss and the sentence order prediction loss.
+        prediction_logits (`ms.Tensor` of shape `(batch_size, sequence_length, config.vocab_size)`):
+            Prediction scores of the language modeling head before softmax.
+        sop_logits (`ms.Tensor` of shape `(batch_size, 2)`):
+            Sentence order prediction scores (original/swapped order) before softmax.
+        hidden_states (`tuple(ms.Tensor)`, *optional*): see [`BaseModelOutput`].
+        attentions (`tuple(ms.Tensor)`, *optional*): see [`BaseModelOutput`].
+    """
+
+    loss: Optional[ms.Tensor] = None
+    prediction_logits: Optional[ms.Tensor] = None
+    sop_logits: Optional[ms.Tensor] = None
     hidden_states: Optional[Tuple[ms.Tensor, ...]] = None
     attentions: Optional[Tuple[ms.Tensor, ...]] = None

@@ -1,4 +1,5 @@
 import os
+import sys
 
 os.environ.setdefault("GLOG_v", "3")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -45,6 +46,17 @@ def pytest_generate_tests(metafunc):
         from model_parity import parametrize_family_tests
 
         parametrize_family_tests(metafunc)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Writes the parity harness's measured figures where MINDONE_FT_PARITY_FIGURES says (update_parity_figures.py)."""
+    path = os.environ.get("MINDONE_FT_PARITY_FIGURES")
+    model_parity = sys.modules.get("model_parity")
+    if path and model_parity is not None:
+        import json
+
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(model_parity.MEASURED, handle, indent=2, sort_keys=True)
 
 
 @pytest.fixture

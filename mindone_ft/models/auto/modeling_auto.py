@@ -13,25 +13,78 @@ from ...utils.offline import resolve_model_name
 # model_type -> class name, one table per task, as in transformers' `modeling_auto.py`. Adding a family means one
 # line per head it has; its package `mindone_ft.models.<model_type with "-" as "_">` is imported on first use.
 MODEL_MAPPING_NAMES = OrderedDict([
+    ("albert", "AlbertModel"),
     ("bert", "BertModel"),
+    ("deberta-v2", "DebertaV2Model"),
+    ("distilbert", "DistilBertModel"),
+    ("electra", "ElectraModel"),
+    ("modernbert", "ModernBertModel"),
+    ("mpnet", "MPNetModel"),
+    ("roberta", "RobertaModel"),
+    ("xlm-roberta", "XLMRobertaModel"),
 ])
 MODEL_FOR_PRETRAINING_MAPPING_NAMES = OrderedDict([
+    ("albert", "AlbertForPreTraining"),
     ("bert", "BertForPreTraining"),
+    ("deberta-v2", "DebertaV2ForMaskedLM"),
+    ("electra", "ElectraForPreTraining"),
+    ("roberta", "RobertaForMaskedLM"),
+    ("xlm-roberta", "XLMRobertaForMaskedLM"),
 ])
 MODEL_FOR_MASKED_LM_MAPPING_NAMES = OrderedDict([
+    ("albert", "AlbertForMaskedLM"),
     ("bert", "BertForMaskedLM"),
+    ("deberta-v2", "DebertaV2ForMaskedLM"),
+    ("distilbert", "DistilBertForMaskedLM"),
+    ("electra", "ElectraForMaskedLM"),
+    ("modernbert", "ModernBertForMaskedLM"),
+    ("mpnet", "MPNetForMaskedLM"),
+    ("roberta", "RobertaForMaskedLM"),
+    ("xlm-roberta", "XLMRobertaForMaskedLM"),
 ])
 MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES = OrderedDict([
+    ("albert", "AlbertForSequenceClassification"),
     ("bert", "BertForSequenceClassification"),
+    ("deberta-v2", "DebertaV2ForSequenceClassification"),
+    ("distilbert", "DistilBertForSequenceClassification"),
+    ("electra", "ElectraForSequenceClassification"),
+    ("modernbert", "ModernBertForSequenceClassification"),
+    ("mpnet", "MPNetForSequenceClassification"),
+    ("roberta", "RobertaForSequenceClassification"),
+    ("xlm-roberta", "XLMRobertaForSequenceClassification"),
 ])
 MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES = OrderedDict([
+    ("albert", "AlbertForTokenClassification"),
     ("bert", "BertForTokenClassification"),
+    ("deberta-v2", "DebertaV2ForTokenClassification"),
+    ("distilbert", "DistilBertForTokenClassification"),
+    ("electra", "ElectraForTokenClassification"),
+    ("modernbert", "ModernBertForTokenClassification"),
+    ("mpnet", "MPNetForTokenClassification"),
+    ("roberta", "RobertaForTokenClassification"),
+    ("xlm-roberta", "XLMRobertaForTokenClassification"),
 ])
 MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES = OrderedDict([
+    ("albert", "AlbertForQuestionAnswering"),
     ("bert", "BertForQuestionAnswering"),
+    ("deberta-v2", "DebertaV2ForQuestionAnswering"),
+    ("distilbert", "DistilBertForQuestionAnswering"),
+    ("electra", "ElectraForQuestionAnswering"),
+    ("modernbert", "ModernBertForQuestionAnswering"),
+    ("mpnet", "MPNetForQuestionAnswering"),
+    ("roberta", "RobertaForQuestionAnswering"),
+    ("xlm-roberta", "XLMRobertaForQuestionAnswering"),
 ])
 MODEL_FOR_MULTIPLE_CHOICE_MAPPING_NAMES = OrderedDict([
+    ("albert", "AlbertForMultipleChoice"),
     ("bert", "BertForMultipleChoice"),
+    ("deberta-v2", "DebertaV2ForMultipleChoice"),
+    ("distilbert", "DistilBertForMultipleChoice"),
+    ("electra", "ElectraForMultipleChoice"),
+    ("modernbert", "ModernBertForMultipleChoice"),
+    ("mpnet", "MPNetForMultipleChoice"),
+    ("roberta", "RobertaForMultipleChoice"),
+    ("xlm-roberta", "XLMRobertaForMultipleChoice"),
 ])
 
 
@@ -160,3 +213,42 @@ class AutoModelForQuestionAnswering(_BaseAutoModelClass):
 
 class AutoModelForMultipleChoice(_BaseAutoModelClass):
     _model_mapping = MODEL_FOR_MULTIPLE_CHOICE_MAPPING
+
+
+# Task tables in the order the "Supported models" table lists them: (column title, names table).
+TASK_TABLES = (
+    ("base", MODEL_MAPPING_NAMES),
+    ("pretraining", MODEL_FOR_PRETRAINING_MAPPING_NAMES),
+    ("masked LM", MODEL_FOR_MASKED_LM_MAPPING_NAMES),
+    ("sequence classification", MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES),
+    ("token classification", MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES),
+    ("question answering", MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES),
+    ("multiple choice", MODEL_FOR_MULTIPLE_CHOICE_MAPPING_NAMES),
+)
+
+
+def supported_models() -> "OrderedDict[str, list]":
+    """`{model_type: [class names of its heads]}` from the Auto tables, model types in order of first appearance."""
+    models: "OrderedDict[str, list]" = OrderedDict()
+    for _, names in TASK_TABLES:
+        for model_type, class_name in names.items():
+            heads = models.setdefault(model_type, [])
+            if class_name not in heads:
+                heads.append(class_name)
+    return models
+
+
+def supported_models_markdown(parity: Dict[str, Dict[str, float]]) -> str:
+    """The table of `docs/supported_models.md`: model type, heads, and the largest differences from Hugging Face
+    PyTorch measured by the parity harness (`parity[model_type]` has "forward" and "gradient"; see
+    `tests/update_parity_figures.py`). Generated here so that the docs cannot drift from the Auto tables."""
+    lines = [
+        "| model type | heads | forward max abs diff | gradient max rel diff |",
+        "| --- | --- | --- | --- |",
+    ]
+    for model_type, heads in supported_models().items():
+        figures = parity.get(model_type, {})
+        forward = f"{figures['forward']:.1e}" if "forward" in figures else "not measured"
+        gradient = f"{figures['gradient']:.1e}" if "gradient" in figures else "not measured"
+        lines.append(f"| `{model_type}` | {', '.join(f'`{h}`' for h in heads)} | {forward} | {gradient} |")
+    return "\n".join(lines) + "\n"

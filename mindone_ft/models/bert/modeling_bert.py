@@ -5,6 +5,8 @@ checkpoints map 1:1 in both directions. Every `construct` returns a tuple in tra
 layout; `MSPreTrainedModel.__call__` turns it into the `ModelOutput` users see.
 """
 
+from typing import Optional
+
 import mindspore as ms
 from mindspore import Parameter, nn, ops
 from mindspore.common.initializer import initializer
@@ -51,14 +53,18 @@ __all__ = [
 
 
 class BertEmbeddings(nn.Cell):
-    """Sum of word, position and token type embeddings, then LayerNorm and dropout."""
+    """Sum of word, position and token type embeddings, then LayerNorm and dropout.
 
-    def __init__(self, config: BertConfig):
+    `embedding_size` defaults to `config.hidden_size`; families with narrower embeddings (ELECTRA) pass their own.
+    """
+
+    def __init__(self, config: BertConfig, embedding_size: Optional[int] = None):
         super().__init__()
-        self.word_embeddings = Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
-        self.position_embeddings = Embedding(config.max_position_embeddings, config.hidden_size)
-        self.token_type_embeddings = Embedding(config.type_vocab_size, config.hidden_size)
-        self.LayerNorm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        size = config.hidden_size if embedding_size is None else embedding_size
+        self.word_embeddings = Embedding(config.vocab_size, size, padding_idx=config.pad_token_id)
+        self.position_embeddings = Embedding(config.max_position_embeddings, size)
+        self.token_type_embeddings = Embedding(config.type_vocab_size, size)
+        self.LayerNorm = LayerNorm(size, eps=config.layer_norm_eps)
         self.dropout = Dropout(p=config.hidden_dropout_prob)
 
     def construct(self, input_ids=None, token_type_ids=None, position_ids=None, inputs_embeds=None):
@@ -255,11 +261,18 @@ class BertPreTrainedModel(MSPreTrainedModel):
         if isinstance(cell, BertLMPredictionHead):
             cell.bias.set_data(initializer("zeros", cell.bias.shape, cell.bias.dtype))
 
+    def _add_base_model(self, config: BertConfig, add_pooling_layer: bool = True) -> None:
+        """`self.bert = BertModel(...)`. Families reusing these heads override it to set their own base model under
+        their `base_model_prefix` (RoBERTa: `self.roberta`), which keeps their checkpoint names."""
+        self.bert = BertModel(config, add_pooling_layer=add_pooling_layer)
+
     def _run_bert(self, input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
                   output_attentions, output_hidden_states):
-        """`self.bert(...)` returning `(sequence_output, pooled_output, hidden_states, attentions)`."""
-        return self.bert.forward_parts(input_ids, attention_mask, token_type_ids, position_ids, head_mask,
-                                       inputs_embeds, output_attentions, output_hidden_states)
+        """`self.bert(...)` (the base model under `base_model_prefix`) returning `(sequence_output, pooled_output,
+        hidden_states, attentions)`."""
+        base_model = getattr(self, self.base_model_prefix)
+        return base_model.forward_parts(input_ids, attention_mask, token_type_ids, position_ids, head_mask,
+                                        inputs_embeds, output_attentions, output_hidden_states)
 
 
 class BertModel(BertPreTrainedModel):
@@ -271,10 +284,11 @@ class BertModel(BertPreTrainedModel):
     """
 
     output_class = BaseModelOutputWithPooling
+    embeddings_class = BertEmbeddings  # RoBERTa's derive position ids from the padding
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True):
         super().__init__(config)
-        self.embeddings = BertEmbeddings(config)
+        self.embeddings = self.embeddings_class(config)
         self.encoder = BertEncoder(config)
         self.pooler = BertPooler(config) if add_pooling_layer else None
         self.num_hidden_layers = config.num_hidden_layers
@@ -501,7 +515,7 @@ class BertForTokenClassification(BertPreTrainedModel):
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.bert = BertModel(config, add_pooling_layer=False)
+        self._add_base_model(config, add_pooling_layer=False)
         self.dropout = _classifier_dropout(config)
         self.classifier = Linear(config.hidden_size, config.num_labels)
         self.post_init()
@@ -534,7 +548,7 @@ class BertForQuestionAnswering(BertPreTrainedModel):
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.bert = BertModel(config, add_pooling_layer=False)
+        self._add_base_model(config, add_pooling_layer=False)
         self.qa_outputs = Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
