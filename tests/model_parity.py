@@ -42,7 +42,7 @@ MEASURED: Dict[str, Dict[str, float]] = {}
 
 def record(model_type: str, kind: str, value: float) -> None:
     figures = MEASURED.setdefault(model_type, {})
-    figures[kind] = max(value, figures.get(kind, 0.0))
+    figures[kind] = max(float(value), figures.get(kind, 0.0))
 
 # Which Auto class serves which head, by the head's class-name suffix.
 AUTO_CLASS_BY_SUFFIX = {

@@ -23,11 +23,14 @@ MODEL_MAPPING_NAMES = OrderedDict([
     ("roberta", "RobertaModel"),
     ("xlm-roberta", "XLMRobertaModel"),
 ])
+# Pretraining: the family's pretraining head, else its masked-LM head, as transformers maps them.
 MODEL_FOR_PRETRAINING_MAPPING_NAMES = OrderedDict([
     ("albert", "AlbertForPreTraining"),
     ("bert", "BertForPreTraining"),
     ("deberta-v2", "DebertaV2ForMaskedLM"),
+    ("distilbert", "DistilBertForMaskedLM"),
     ("electra", "ElectraForPreTraining"),
+    ("mpnet", "MPNetForMaskedLM"),
     ("roberta", "RobertaForMaskedLM"),
     ("xlm-roberta", "XLMRobertaForMaskedLM"),
 ])
