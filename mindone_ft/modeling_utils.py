@@ -9,6 +9,14 @@ given, `None` entries dropped), because dict outputs lose dtypes inside MindSpor
 into a `ModelOutput` only at the top level; a model called from another Cell's graph-compiled `construct` (a train
 step) gets the tuple. In both cases `outputs[0]` is the loss when labels are given.
 
+Inputs: numpy arrays (e.g. `tokenizer(texts, return_tensors="np")`) are converted to Tensors in `__call__`, with the
+dtypes the data collator uses (integers -> int32, floats -> float32), so the same compiled graph serves both.
+
+PyTorch-style methods Hugging Face users type (`train()`, `eval()`, `parameters()`, `named_parameters()`, `device`,
+`requires_grad_()`, `half()`, `load_state_dict()`, `resize_token_embeddings()`, `push_to_hub()`) behave as in
+transformers; torch-only ones with no MindSpore meaning (`cuda()`, `cpu()`, `zero_grad()`, ...) raise an
+`AttributeError` that names the MindSpore way.
+
 The building blocks models are made of (Linear, norms, Dropout, attention, losses) are in
 `mindone_ft.modeling_layers`, with the backend choices.
 """
@@ -18,19 +26,22 @@ import importlib.util
 import inspect
 import json
 import logging
+import math
 import os
 import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 import mindspore as ms
 import numpy as np
 from mindspore import Parameter, Tensor, nn
 from mindspore.common.initializer import Normal, initializer
 
-from .modeling_layers import RNG_STATE_NAME, Embedding, LayerNorm, RMSNorm
+from .mindspore_adapter.cell_mode import TrainEvalModeMixin
+from .mindspore_adapter.data import numpy_to_tensor
+from .modeling_layers import RNG_STATE_NAME, Embedding, LayerNorm, Linear, RMSNorm
 from .utils.offline import resolve_model_name
 
 logger = logging.getLogger(__name__)
@@ -262,6 +273,123 @@ def _atomic_write_dir(save_directory: str, write) -> None:
         shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
+def _to_numpy(tensor: Tensor) -> np.ndarray:
+    """`tensor.asnumpy()`, upcasting bfloat16 (which numpy cannot represent) to float32."""
+    if tensor.dtype == ms.bfloat16:
+        return tensor.astype(ms.float32).asnumpy()
+    return tensor.asnumpy()
+
+
+def _replace_parameter(cell: nn.Cell, name: str, array: np.ndarray) -> Parameter:
+    """Puts a new Parameter holding `array` (cast to the old dtype) in place of `cell.<name>`, keeping its name and
+    `requires_grad`. A new Parameter is needed because MindSpore cannot change a Parameter's shape in place."""
+    old = getattr(cell, name)
+    new = Parameter(Tensor(array.astype(np.float32), ms.float32).astype(old.dtype), name=old.name,
+                    requires_grad=old.requires_grad)
+    setattr(cell, name, new)
+    return new
+
+
+def _mean_resized_rows(old: np.ndarray, num_added: int) -> np.ndarray:
+    """transformers' `mean_resizing` rows: samples of a normal with the old rows' mean and 1e-9 times their
+    covariance (so new tokens barely change the output distribution), or the mean itself when that covariance is
+    not positive definite (e.g. fewer rows than dimensions)."""
+    rows = old.astype(np.float64)
+    mean = rows.mean(axis=0)
+    centered = rows - mean
+    covariance = 1e-9 * (centered.T @ centered) / rows.shape[0]
+    try:
+        np.linalg.cholesky(covariance)
+    except np.linalg.LinAlgError:
+        return np.tile(mean, (num_added, 1))
+    return np.random.multivariate_normal(mean, covariance, size=num_added)
+
+
+def upload_folder_to_hub(
+    folder: str,
+    repo_id: str,
+    *,
+    commit_message: str,
+    token: Optional[Union[str, bool]] = None,
+    private: Optional[bool] = None,
+    revision: Optional[str] = None,
+    create_pr: bool = False,
+    commit_description: Optional[str] = None,
+    ignore_patterns: Optional[List[str]] = None,
+    run_as_future: bool = False,
+):
+    """Creates `repo_id` on the Hugging Face Hub if needed and uploads `folder` in one commit, through
+    `huggingface_hub.HfApi.create_repo` and `HfApi.upload_folder` (what transformers' `push_to_hub` uses).
+
+    Returns:
+        `(repo_id, result)`: the full repository id (with the namespace the Hub resolved) and `upload_folder`'s
+        `CommitInfo` (a `Future` of it with `run_as_future=True`).
+
+    Raises:
+        `OSError` naming the repository and the endpoint when the Hub cannot be reached (offline mode, no network)
+        or refuses the upload (authentication, permissions); the original error is chained.
+    """
+    from huggingface_hub import HfApi, constants
+
+    api = HfApi()
+    try:
+        repo_id = api.create_repo(repo_id, token=token, private=private, exist_ok=True).repo_id
+        result = api.upload_folder(
+            repo_id=repo_id,
+            folder_path=folder,
+            commit_message=commit_message,
+            commit_description=commit_description,
+            token=token,
+            revision=revision,
+            create_pr=create_pr,
+            ignore_patterns=ignore_patterns,
+            run_as_future=run_as_future,
+        )
+    except (TypeError, ValueError):  # wrong arguments or an invalid repo id: huggingface_hub's message is clear
+        raise
+    except Exception as error:  # offline mode, no network, 401/403, ... (huggingface_hub raises several types)
+        offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
+        raise OSError(
+            f"push_to_hub could not upload to the Hugging Face Hub repository {repo_id!r} at {constants.ENDPOINT}"
+            f"{offline}: {type(error).__name__}: {error}\nIt needs network access to the Hub and a token with write "
+            "access (`hf auth login`, or `token=`). Without them, save locally with `save_pretrained(folder)` "
+            f"(or `trainer.save_model(folder)`) and upload that folder later, e.g. `hf upload {repo_id} folder`."
+        ) from error
+    return repo_id, result
+
+
+def model_card_markdown(repo_id: str, body: str, tags: Optional[List[str]] = None, title: Optional[str] = None) -> str:
+    """A README.md model card: Hub metadata (the weights load in transformers; trained with mindone_ft), a title
+    (default: the repository name) and `body`."""
+    all_tags = ["mindone_ft", "mindspore"] + [t for t in (tags or []) if t not in ("mindone_ft", "mindspore")]
+    header = "\n".join(["---", "library_name: transformers", "tags:"] + [f"- {t}" for t in all_tags] + ["---"])
+    title = title or repo_id.split("/")[-1]
+    return (
+        f"{header}\n\n# {title}\n\nTrained with mindone_ft on MindSpore. The weights are in Hugging Face format: "
+        f"`transformers` (PyTorch) and `mindone_ft` load them with `from_pretrained(\"{repo_id}\")`.\n\n{body}"
+    ).rstrip() + "\n"
+
+
+# Torch-only `nn.Module` methods with no MindSpore counterpart of the same name: what to use instead. Reported by
+# `MSPreTrainedModel.__getattr__`, so `hasattr(model, "cuda")` stays False.
+_TORCH_ONLY_METHODS = {
+    "cuda": "MindSpore runs a model on the device of the process, not per model: call "
+            "`mindspore.set_device(\"GPU\")` (or `init_environment(MindSporeArguments(device_target=\"GPU\"))`, "
+            "\"Ascend\" for NPUs) before building the model. `model.device` tells where it is.",
+    "cpu": "MindSpore runs a model on the device of the process, not per model: call `mindspore.set_device(\"CPU\")` "
+           "(or `init_environment(MindSporeArguments(device_target=\"CPU\"))`) before building the model. Weights "
+           "as numpy arrays: `model.state_dict_numpy()`.",
+    "zero_grad": "MindSpore keeps no `.grad` on parameters: `mindspore.value_and_grad` (or mindone_ft's "
+                 "`TrainOneStepWrapper`) returns fresh gradients at every step, so there is nothing to reset; "
+                 "remove the call.",
+    "forward": "MindSpore Cells implement `construct`; call the model itself, `model(**inputs)`.",
+    "modules": "`[cell for _, cell in model.cells_and_names()]`.",
+    "named_modules": "`model.cells_and_names()`.",
+    "children": "`model.cells()`.",
+    "named_children": "`model.name_cells().items()`.",
+}
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # The base class.
 # ----------------------------------------------------------------------------------------------------------------
@@ -279,12 +407,14 @@ class LoadStateDictResult:
         return iter((self.missing_keys, self.unexpected_keys))
 
 
-class MSPreTrainedModel(nn.Cell):
-    """Base class of all models: configuration, weight init/tying, Hugging Face checkpoints, output objects.
+class MSPreTrainedModel(TrainEvalModeMixin, nn.Cell):
+    """Base class of all models: configuration, weight init/tying, Hugging Face checkpoints, output objects, and the
+    PyTorch-style methods of transformers' `PreTrainedModel` (`train()`/`eval()`, `parameters()`, `device`, ...).
 
     Class attributes set by subclasses:
         config_class: the transformers configuration class (e.g. `BertConfig`).
         base_model_prefix (`str`): attribute holding the base model in task models (e.g. "bert").
+        main_input_name (`str`): the model's main input (`"input_ids"` for text models), as in transformers.
         output_class: the `ModelOutput` class `__call__` builds from the tuple `construct` returns.
         loss_input_names: arguments that must all be given for the model to return a loss.
         _tied_weights_keys (`dict`): checkpoint-only alias -> parameter name, for weights that are tied
@@ -295,6 +425,7 @@ class MSPreTrainedModel(nn.Cell):
 
     config_class = None
     base_model_prefix = ""
+    main_input_name = "input_ids"
     output_class = None
     loss_input_names: Tuple[str, ...] = ()
     _tied_weights_keys: Dict[str, str] = {}
@@ -397,13 +528,7 @@ class MSPreTrainedModel(nn.Cell):
 
     def state_dict_numpy(self) -> Dict[str, np.ndarray]:
         """All parameters as `{Hugging Face name: numpy array}`; tied weights appear once (like transformers)."""
-        state = {}
-        for name, param in self.named_parameters_hf().items():
-            if param.dtype == ms.bfloat16:  # numpy has no bfloat16
-                state[name] = param.astype(ms.float32).asnumpy()
-            else:
-                state[name] = param.asnumpy()
-        return state
+        return {name: _to_numpy(param) for name, param in self.named_parameters_hf().items()}
 
     def _map_checkpoint_keys(self, state_dict: Dict[str, np.ndarray]) -> Tuple[Dict[str, np.ndarray], List[str]]:
         """Renames checkpoint keys to this model's names. Returns (renamed dict, keys ignored on purpose)."""
@@ -492,6 +617,262 @@ class MSPreTrainedModel(nn.Cell):
                     target = ms.dtype_to_nptype(param.dtype)
                     param.set_data(Tensor.from_numpy(np.ascontiguousarray(array, dtype=target)))
         return result
+
+    # --- PyTorch-style API ----------------------------------------------------------------------------------
+    # `train()` / `eval()` come from `TrainEvalModeMixin`; `to(...)`, `state_dict()`, `to_empty()`, `apply()` and
+    # `buffers()` are MindSpore's own `nn.Cell` methods, which already follow torch.
+
+    def named_parameters(
+        self, prefix: str = "", recurse: bool = True, remove_duplicate: bool = True
+    ) -> Iterator[Tuple[str, Parameter]]:
+        """Iterates over `(Hugging Face name, Parameter)` pairs, like `torch.nn.Module.named_parameters`.
+
+        Dropout's random-stream state (a non-trainable Parameter in MindSpore, no parameter in torch) is left out.
+
+        Args:
+            prefix (`str`, *optional*): prepended to every name.
+            recurse (`bool`, *optional*, defaults to `True`): include the parameters of all sub-Cells, not only
+                this Cell's own.
+            remove_duplicate (`bool`, *optional*, defaults to `True`): list tied parameters once, under the first
+                name (the one transformers saves, e.g. `bert.embeddings.word_embeddings.weight`).
+        """
+        cells = self.cells_and_names(name_prefix=prefix) if recurse else [(prefix, self)]
+        seen = set()
+        for cell_name, cell in cells:
+            for name, param in cell._params.items():
+                if param is None or name == RNG_STATE_NAME:
+                    continue
+                if remove_duplicate:
+                    if id(param) in seen:
+                        continue
+                    seen.add(id(param))
+                yield (f"{cell_name}.{name}" if cell_name else name), param
+
+    def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        """Iterates over the parameters (tied ones once), like `torch.nn.Module.parameters`: `AdamW(model.parameters())`
+        works, and `model.trainable_params()` lists only those that require gradients."""
+        for _, param in self.named_parameters(recurse=recurse):
+            yield param
+
+    @property
+    def device(self) -> str:
+        """Where the parameters are, as MindSpore names it: `"CPU"`, `"Ascend:0"`, `"GPU:0"`.
+
+        A string, not a `torch.device`: MindSpore places every model of a process on the device chosen with
+        `mindspore.set_device` (or `init_environment`). `model.to(model.device)` works.
+        """
+        for param in self.get_parameters():
+            device = getattr(param, "device", None)  # `Tensor.device` (MindSpore >= 2.6)
+            if isinstance(device, str) and device:
+                return device
+            break
+        target = ms.get_context("device_target")
+        return target if target == "CPU" else f"{target}:{ms.get_context('device_id')}"
+
+    def requires_grad_(self, requires_grad: bool = True) -> "MSPreTrainedModel":
+        """Sets `requires_grad` of every parameter, like `torch.nn.Module.requires_grad_`: `False` freezes them.
+        The Trainer and `AdamW(model.trainable_params())` only update parameters that require gradients."""
+        for _, param in self.named_parameters():
+            param.requires_grad = requires_grad
+        return self
+
+    def half(self) -> "MSPreTrainedModel":
+        """Casts the floating point parameters to float16, like `torch.nn.Module.half` (`to_dtype(ms.float16)`)."""
+        return self.to_dtype(ms.float16)
+
+    def float(self) -> "MSPreTrainedModel":
+        """Casts the floating point parameters to float32, like `torch.nn.Module.float`."""
+        return self.to_dtype(ms.float32)
+
+    def bfloat16(self) -> "MSPreTrainedModel":
+        """Casts the floating point parameters to bfloat16, like `torch.nn.Module.bfloat16`."""
+        return self.to_dtype(ms.bfloat16)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True) -> LoadStateDictResult:
+        """Copies a state dict into the model, like `torch.nn.Module.load_state_dict` (strict by default).
+
+        Values may be numpy arrays, MindSpore Tensors/Parameters (e.g. from `model.state_dict()`, MindSpore's
+        torch-style state dict, which also holds tied duplicates and Dropout's `rng_state`), or anything
+        `numpy.asarray` reads (CPU torch tensors). Keys are Hugging Face names, with or without the base model
+        prefix, as `load_state_dict_numpy` accepts them.
+
+        Returns:
+            `LoadStateDictResult`: `missing_keys` and `unexpected_keys` (it unpacks like torch's result), and
+            `mismatched_keys`.
+        """
+        arrays, rng_states = {}, {}
+        for key, value in state_dict.items():
+            array = _to_numpy(value) if isinstance(value, Tensor) else np.asarray(value)
+            (rng_states if key.rsplit(".", 1)[-1] == RNG_STATE_NAME else arrays)[key] = array
+        result = self.load_state_dict_numpy(arrays, strict=strict)
+        # Dropout streams are not weights (checkpoints never hold them), but a state dict from `state_dict()` does.
+        streams = {name: param for name, param in self.parameters_and_names() if name in rng_states}
+        for key, array in rng_states.items():
+            if key in streams and tuple(streams[key].shape) == array.shape:
+                target = ms.dtype_to_nptype(streams[key].dtype)
+                streams[key].set_data(Tensor.from_numpy(np.ascontiguousarray(array, target)))
+            else:
+                result.unexpected_keys.append(key)
+        return result
+
+    def __getattr__(self, name: str):
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name in _TORCH_ONLY_METHODS:
+                raise AttributeError(
+                    f"'{type(self).__name__}' object has no attribute '{name}' (a PyTorch `nn.Module` method). "
+                    f"{_TORCH_ONLY_METHODS[name]}"
+                ) from None
+            raise
+
+    # --- vocabulary -----------------------------------------------------------------------------------------
+
+    def resize_token_embeddings(
+        self,
+        new_num_tokens: Optional[int] = None,
+        pad_to_multiple_of: Optional[int] = None,
+        mean_resizing: bool = True,
+    ) -> Embedding:
+        """Resizes the input token embeddings (and the output projection of language-model heads) to
+        `new_num_tokens` rows, like transformers' `resize_token_embeddings`, e.g. after `tokenizer.add_tokens`.
+
+        Old rows are kept; rows beyond the old size are added at the end, removed rows are cut from the end.
+        `config.vocab_size` is updated and the output embeddings are tied again. A vocabulary-sized output bias
+        (the head's own, like BERT's `cls.predictions.bias`, or the projection's) is resized too, its new entries 0
+        as in transformers 5.23.
+
+        Args:
+            new_num_tokens (`int`, *optional*): the new vocabulary size. `None` with `pad_to_multiple_of` only pads
+                the current size; `None` alone changes nothing and returns the embeddings.
+            pad_to_multiple_of (`int`, *optional*): round the size up to a multiple of this.
+            mean_resizing (`bool`, *optional*, defaults to `True`): initialise new rows from a normal with the old
+                rows' mean and (1e-9 times) their covariance; `False`: the model's own init (normal with
+                `config.initializer_range`). Both draw from numpy's global generator (seeded by `set_seed`).
+
+        Returns:
+            `Embedding`: the input embeddings (the same Cell, with a new `weight` Parameter).
+        """
+        embeddings = self.get_input_embeddings()
+        if new_num_tokens is None and pad_to_multiple_of is None:
+            return embeddings
+        old_num_tokens = int(embeddings.weight.shape[0])
+        if pad_to_multiple_of is not None:
+            if not isinstance(pad_to_multiple_of, int) or pad_to_multiple_of < 1:
+                raise ValueError(f"`pad_to_multiple_of` must be a positive integer, got {pad_to_multiple_of!r}.")
+            new_num_tokens = old_num_tokens if new_num_tokens is None else new_num_tokens
+            new_num_tokens = math.ceil(new_num_tokens / pad_to_multiple_of) * pad_to_multiple_of
+        if not isinstance(new_num_tokens, int) or new_num_tokens < 1:
+            raise ValueError(f"`new_num_tokens` must be a positive integer, got {new_num_tokens!r}.")
+
+        output = self.get_output_embeddings()
+        tied = output is not None and output.weight is embeddings.weight
+        vocab_biases = self._vocab_sized_biases(output, old_num_tokens)
+        if new_num_tokens != old_num_tokens:
+            fresh_embeddings = Embedding(new_num_tokens, embeddings.embedding_dim, embeddings.padding_idx)
+            self._resize_rows(embeddings, new_num_tokens, mean_resizing, fresh_embeddings)
+            if output is not None and not tied:
+                self._resize_rows(output, new_num_tokens, mean_resizing,
+                                  Linear(output.in_channels, new_num_tokens, has_bias=False))
+            for cell, name in vocab_biases:
+                bias = _to_numpy(getattr(cell, name))
+                resized = np.zeros(new_num_tokens, np.float32)
+                resized[: min(old_num_tokens, new_num_tokens)] = bias[:new_num_tokens]
+                _replace_parameter(cell, name, resized)
+        embeddings.num_embeddings = new_num_tokens
+        if embeddings.padding_idx is not None and embeddings.padding_idx >= new_num_tokens:
+            embeddings.padding_idx = None
+        if output is not None:
+            output.out_channels = new_num_tokens
+        text_config = self.config.get_text_config() if hasattr(self.config, "get_text_config") else self.config
+        text_config.vocab_size = new_num_tokens
+        self.tie_weights()
+        if new_num_tokens != old_num_tokens:
+            # A compiled graph is keyed by its inputs, not by parameter shapes: without this, GRAPH_MODE would keep
+            # running this model (and Cells wrapping it) with the old vocabulary size.
+            ms.ms_memory_recycle()
+        return embeddings
+
+    def _resize_rows(self, cell: nn.Cell, num_rows: int, mean_resizing: bool, fresh: nn.Cell) -> None:
+        """Gives `cell.weight` `num_rows` rows: the old ones first, then new ones initialised like transformers
+        (`fresh`, a Cell of the new shape, provides the model's own init when not `mean_resizing`)."""
+        old = _to_numpy(cell.weight)
+        num_added = num_rows - old.shape[0]
+        if num_added <= 0:
+            _replace_parameter(cell, "weight", old[:num_rows])
+            return
+        if mean_resizing:
+            added = _mean_resized_rows(old, num_added)
+        else:
+            self._init_weights(fresh)
+            added = _to_numpy(fresh.weight)[old.shape[0]:]
+        _replace_parameter(cell, "weight", np.concatenate([old, added.astype(old.dtype)], axis=0))
+
+    def _vocab_sized_biases(self, output: Optional[nn.Cell], vocab_size: int) -> List[Tuple[nn.Cell, str]]:
+        """`(cell, name)` of the output biases with one entry per token: the output projection's own bias, and
+        `bias` Parameters of the language-model head outside the base model (BERT's `cls.predictions.bias`,
+        DeBERTa's `lm_predictions.lm_head.bias`). Biases of other Dense layers and of norms are never counted,
+        even when their size happens to equal the vocabulary size."""
+        found = []
+        if output is not None and getattr(output, "bias", None) is not None:
+            found.append((output, "bias"))
+        base = self.base_model
+        if base is self:
+            return found
+        base_cells = {id(cell) for _, cell in base.cells_and_names()}
+        for _, cell in self.cells_and_names():
+            if id(cell) in base_cells or cell is output or isinstance(cell, (nn.Dense, LayerNorm, RMSNorm)):
+                continue
+            param = cell._params.get("bias")
+            if param is not None and tuple(param.shape) == (vocab_size,):
+                found.append((cell, "bias"))
+        return found
+
+    # --- Hub upload -----------------------------------------------------------------------------------------
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        commit_message: Optional[str] = None,
+        commit_description: Optional[str] = None,
+        private: Optional[bool] = None,
+        token: Optional[Union[str, bool]] = None,
+        revision: Optional[str] = None,
+        create_pr: bool = False,
+        max_shard_size: Union[int, str] = "50GB",
+        tags: Optional[List[str]] = None,
+    ):
+        """Uploads the model (config, safetensors weights in Hugging Face format, a model card) to the Hugging
+        Face Hub, like transformers' `push_to_hub`: the repository is created if needed, then everything is sent
+        in one commit with `huggingface_hub`'s `create_repo` and `upload_folder`.
+
+        Args:
+            repo_id (`str`): `"name"` (in your namespace) or `"organization/name"`.
+            commit_message (`str`, *optional*, defaults to `"Upload model"`).
+            commit_description (`str`, *optional*): description of the commit.
+            private (`bool`, *optional*): make a newly created repository private.
+            token (`str` or `bool`, *optional*): Hub token with write access; default: the one of `hf auth login`.
+            revision (`str`, *optional*): branch to push to.
+            create_pr (`bool`, *optional*, defaults to `False`): open a pull request instead of committing.
+            max_shard_size (`int` or `str`, *optional*, defaults to `"50GB"`): as in `save_pretrained`.
+            tags (`list[str]`, *optional*): tags of the model card (besides `mindone_ft` and `mindspore`).
+
+        Returns:
+            `huggingface_hub.CommitInfo` of the upload.
+
+        Raises:
+            `OSError` when the Hub cannot be reached (offline, `HF_HUB_OFFLINE=1`) or refuses the upload.
+        """
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, max_shard_size=max_shard_size)
+            with open(os.path.join(folder, "README.md"), "w", encoding="utf-8") as handle:
+                handle.write(model_card_markdown(repo_id, f"Architecture: `{type(self).__name__}`.", tags))
+            _, commit = upload_folder_to_hub(
+                folder, repo_id, commit_message=commit_message or "Upload model", token=token, private=private,
+                revision=revision, create_pr=create_pr, commit_description=commit_description,
+            )
+        return commit
 
     # --- Hugging Face checkpoints ----------------------------------------------------------------------------
 
@@ -729,6 +1110,11 @@ class MSPreTrainedModel(nn.Cell):
         bound = signature.bind(*args, **kwargs)
         bound.apply_defaults()
         arguments = bound.arguments
+        # `tokenizer(..., return_tensors="np")` gives int64 numpy arrays: MindSpore ops take Tensors, and the
+        # collator's dtypes (int32, float32) let these calls share the graphs the Trainer's batches compile.
+        for name, value in arguments.items():
+            if isinstance(value, np.ndarray):
+                arguments[name] = numpy_to_tensor(value)
         return_dict = arguments.get("return_dict")
         return_dict = self.config.return_dict if return_dict is None else return_dict
         # Resolve config defaults here, in Python, so the graph only sees constants.

@@ -6,6 +6,11 @@ Under the hood one compiled train step (`TrainOneStepWrapper(loss_cell, AdamW)`)
 loss scaling, accumulation, clipping and the update in a single graph; batches are passed as positional tuples
 in the model's argument order; the loss stays on the device and is read back only when logging.
 
+Labels work as in transformers: `label_names` defaults to the label arguments of the model's `construct`
+(`labels`; `start_positions` and `end_positions` for question answering; see `trainer_utils.find_labels`), any
+model that computes its loss from its label arguments trains (its first output is the loss), and
+`compute_metrics` gets `EvalPrediction.label_ids` as one array per label name (a tuple when there are several).
+
 Checkpoints (`output_dir/checkpoint-N/`) are written in a temporary folder and renamed into place, so a crash
 while saving never leaves a half-written `checkpoint-N` and never touches the previous ones. They hold:
 
@@ -44,6 +49,7 @@ from .mindspore_adapter import (
     length_buckets,
 )
 from .mindspore_adapter.collectives import all_gather, all_reduce_sum, barrier
+from .mindspore_adapter.data import numpy_to_tensor
 from .modeling_layers import Dropout, reseed_nn_dropout
 from .optimization import get_schedule_fn, get_scheduler
 from .trainer_callback import (
@@ -65,6 +71,7 @@ from .trainer_utils import (
     SaveStrategy,
     TrainOutput,
     denumpify_detensorize,
+    find_labels,
     get_last_checkpoint,
     set_seed,
     sorted_checkpoints,
@@ -114,7 +121,7 @@ class LabelSmoothedLoss(nn.Cell):
 def smoothed_cross_entropy(logits: Tensor, labels: Tensor, epsilon: float, ignore_index: int = -100) -> Tensor:
     """transformers' `LabelSmoother` loss on `(..., C)` logits and `(...)` integer labels."""
     num_classes = logits.shape[-1]
-    log_probs = -ops.log_softmax(logits.astype(ms.float32).reshape(-1, num_classes), axis=-1)
+    log_probs = -compat.accurate_log_softmax(logits.astype(ms.float32).reshape(-1, num_classes), axis=-1)
     labels = labels.reshape(-1).astype(ms.int32)
     valid = labels != ignore_index
     safe = ops.where(valid, labels, ops.zeros_like(labels))
@@ -169,7 +176,8 @@ class Trainer:
     """Trains, evaluates and checkpoints a `mindone_ft` model, with the API of `transformers.Trainer`.
 
     Args:
-        model (`MSPreTrainedModel`): the model; its `construct` signature decides which dataset columns are used.
+        model (`MSPreTrainedModel`): the model; its `construct` signature decides which dataset columns are used
+            and which are labels (`args.label_names` overrides the latter).
         args (`TrainingArguments`, *optional*): defaults to `TrainingArguments(output_dir="trainer_output")`.
         data_collator (`Callable`, *optional*): turns a list of rows into a dict of numpy arrays. Default:
             dynamic padding (`NumpyDataCollator` with the tokenizer's pad id) to `length_buckets` of the longest
@@ -237,13 +245,17 @@ class Trainer:
         self.preprocess_logits_for_metrics = preprocess_logits_for_metrics
         self.optimizer, self.lr_scheduler = optimizers
         self._input_names = list(inspect.signature(model.construct).parameters)
-        if "labels" not in self._input_names:
-            raise ValueError(f"{type(model).__name__}.construct takes no `labels`: the Trainer needs the model loss.")
-        self._labels_index = self._input_names.index("labels")
+        # As transformers: the label arguments of the model's signature (QA: start/end positions), or `label_names`.
+        self.label_names = find_labels(model) if args.label_names is None else list(args.label_names)
+        # The arguments that make the model return its loss (first output): all must be in a batch to train.
+        self._loss_names = tuple(getattr(model, "loss_input_names", ()) or
+                                 [name for name in self.label_names if name in self._input_names])
+        self._smoothing_index = self._label_smoothing_index()
         self._train_step = None
         self._resumed_step_state = None
         self._eval_step = None
         self._mixed_precision_applied = False
+        self.hub_model_id = None  # set by `push_to_hub`, with the namespace the Hub resolved
 
         report = [TensorBoardCallback] if "tensorboard" in args.report_to else []
         progress = PrinterCallback if args.disable_tqdm else ProgressCallback
@@ -257,6 +269,25 @@ class Trainer:
         self.state = TrainerState(is_local_process_zero=self.rank == 0, is_world_process_zero=self.rank == 0)
         self.control = TrainerControl()
         self.control = self.callback_handler.on_init_end(self.args, self.state, self.control)
+
+    def _label_smoothing_index(self) -> Optional[int]:
+        """Position of `labels` among the model's inputs when label smoothing applies, else None.
+
+        As in transformers, smoothing replaces the loss only of models that take a `labels` argument (not question
+        answering's start/end positions), and never for multi-label classification.
+        """
+        if self.args.label_smoothing_factor <= 0:
+            return None
+        if getattr(getattr(self.model, "config", None), "problem_type", None) == "multi_label_classification":
+            logger.warning("Label smoothing is not compatible with multi-label classification. "
+                           "Disabling label smoothing for this training run.")
+            return None
+        if "labels" not in self.label_names or "labels" not in self._input_names:
+            logger.warning(f"label_smoothing_factor={self.args.label_smoothing_factor} is ignored: "
+                           f"{type(self.model).__name__} computes its loss from {list(self._loss_names)}, "
+                           "and label smoothing only replaces a loss computed from `labels`.")
+            return None
+        return self._input_names.index("labels")
 
     # ------------------------------------------------------------------ callbacks
     def add_callback(self, callback: Union[type, TrainerCallback]) -> None:
@@ -286,7 +317,7 @@ class Trainer:
     def _remove_unused_columns(self, dataset, description: str = "training"):
         if not self.args.remove_unused_columns or not hasattr(dataset, "column_names"):
             return dataset
-        keep = set(self._input_names) | set(LABEL_COLUMNS) | set(self.args.label_names or [])
+        keep = set(self._input_names) | set(LABEL_COLUMNS) | set(self.label_names)
         ignored = [c for c in dataset.column_names if c not in keep]
         if ignored:
             logger.info(f"The following columns in the {description} set don't have a corresponding argument in "
@@ -311,7 +342,23 @@ class Trainer:
             return [len(ids) for ids in dataset["input_ids"]]
         return None
 
+    def _check_model_inputs(self, available: list, description: str) -> None:
+        """Raises a ValueError naming the fix when the model's main input (`input_ids`) is missing, e.g. a dataset
+        that was never tokenized; without it the model would fail inside graph compile with an obscure error."""
+        main = getattr(self.model, "main_input_name", "input_ids")
+        if main not in self._input_names or main in available or "inputs_embeds" in available:
+            return
+        text = "text" if "text" in available else next(
+            (c for c in available if c not in self.label_names and c not in LABEL_COLUMNS), "text")
+        raise ValueError(
+            f"The {description} has no `{main}` column, which {type(self.model).__name__} needs; it has "
+            f"{sorted(available)}. Tokenize it first, for example:\n"
+            f"    dataset = dataset.map(lambda b: tokenizer(b[\"{text}\"], truncation=True), batched=True)"
+        )
+
     def _loader(self, dataset, batch_size: int, train: bool, description: str) -> MSDataLoader:
+        if self.data_collator is None:  # a custom collator may tokenize itself: its batches are checked instead
+            self._check_model_inputs(_column_names(dataset), f"{description} set")
         lengths = self._lengths(dataset)
         dataset = self._remove_unused_columns(dataset, description)
         group = train and self.args.train_sampling_strategy == "group_by_length"
@@ -332,7 +379,7 @@ class Trainer:
             even_shards=train,
             group_by_length=group,
             lengths=lengths if group else None,
-            require_labels=train,
+            require_labels=self._loss_names if train else (),
             output_numpy=True,
         )
 
@@ -357,13 +404,32 @@ class Trainer:
         """Positional inputs in the model's argument order (`None` where absent, trailing `None`s dropped)."""
         if "label_ids" in batch and "labels" not in batch:
             batch["labels"] = batch.pop("label_ids")  # transformers' third label name
+        self._check_model_inputs(list(batch), "batch")
         inputs = [None] * len(self._input_names)
         for i, name in enumerate(self._input_names):
             if name in batch:
-                inputs[i] = Tensor.from_numpy(np.ascontiguousarray(batch[name]))
+                inputs[i] = numpy_to_tensor(np.asarray(batch[name]))
+        self._prepare_model_call(inputs)
         while inputs and inputs[-1] is None:
             inputs.pop()
         return tuple(inputs)
+
+    def _prepare_model_call(self, inputs: list) -> None:
+        """Runs the model's `_prepare_call` hook, which a top-level call runs but a call inside the compiled step
+        cannot (it is Python): e.g. `config.problem_type` is inferred from the first labels, as in transformers."""
+        prepare = getattr(self.model, "_prepare_call", None)
+        if prepare is None:
+            return
+        arguments = dict(zip(self._input_names, inputs))
+        if self._smoothing_index is not None:  # smoothing calls the model without labels, as transformers does
+            arguments.pop("labels", None)
+        prepare(arguments)
+
+    def _returns_loss(self, batch: dict) -> bool:
+        """Whether the eval step's first output is a loss for this batch: the smoothed loss needs `labels`, the
+        model's own loss all of its loss inputs."""
+        names = ("labels",) if self._smoothing_index is not None else self._loss_names
+        return bool(names) and all(batch.get(name) is not None for name in names)
 
     # ------------------------------------------------------------------ optimizer & step
     def create_optimizer_and_scheduler(self, num_training_steps: int) -> None:
@@ -402,8 +468,8 @@ class Trainer:
 
     def _build_train_step(self) -> TrainOneStepWrapper:
         args = self.args
-        if args.label_smoothing_factor > 0:
-            loss_cell = LabelSmoothedLoss(self.model, args.label_smoothing_factor, self._labels_index)
+        if self._smoothing_index is not None:
+            loss_cell = LabelSmoothedLoss(self.model, args.label_smoothing_factor, self._smoothing_index)
         else:
             loss_cell = ReturnLoss(self.model)
         step = TrainOneStepWrapper(
@@ -452,6 +518,12 @@ class Trainer:
                 raise ValueError(f"No valid checkpoint found in output directory ({args.output_dir})")
         elif resume_from_checkpoint is False:
             resume_from_checkpoint = None
+        if not self._loss_names:
+            raise ValueError(
+                f"{type(self.model).__name__} returns no loss: its `construct` takes none of the label names "
+                f"{self.label_names or ['labels']}. Train a model with a task head (e.g. ...ForSequenceClassification)"
+                ", or set `label_names` to the arguments its loss is computed from."
+            )
         set_seed(args.seed)
         self.model.set_train(True)
         loader = self.get_train_dataloader()
@@ -650,25 +722,34 @@ class Trainer:
         """Forward passes over `dataloader`; gathers losses, predictions and labels from every rank."""
         prediction_loss_only = self.args.prediction_loss_only if prediction_loss_only is None else prediction_loss_only
         if self._eval_step is None:
-            self._eval_step = EvalStep(self.model, self.args.label_smoothing_factor, self._labels_index)
+            if self._smoothing_index is None:
+                self._eval_step = EvalStep(self.model)
+            else:
+                self._eval_step = EvalStep(self.model, self.args.label_smoothing_factor, self._smoothing_index)
         self.model.set_train(False)
         self.callback_handler.eval_dataloader = dataloader
         losses, preds, labels = [], [], []
         for batch in dataloader:
             inputs = self._to_inputs(batch)
-            has_labels = len(inputs) > self._labels_index and inputs[self._labels_index] is not None
-            outputs = self._eval_step(*inputs)
+            # As transformers: labels are reported when every label name is in the batch, one array per name.
+            has_labels = bool(self.label_names) and all(batch.get(n) is not None for n in self.label_names)
+            batch_labels = None
             if has_labels:
-                losses.append(np.full(len(batch["labels"]), float(outputs[0].asnumpy()), np.float32))
+                batch_labels = tuple(np.asarray(batch[n]) for n in self.label_names)
+                batch_labels = batch_labels[0] if len(batch_labels) == 1 else batch_labels
+            outputs = self._eval_step(*inputs)
+            if self._returns_loss(batch):
+                batch_size = next(t.shape[0] for t in inputs if t is not None)
+                losses.append(np.full(batch_size, float(outputs[0].asnumpy()), np.float32))
                 outputs = outputs[1:]
             if not prediction_loss_only:
                 logits = tuple(o.asnumpy() for o in outputs)
                 logits = logits[0] if len(logits) == 1 else logits
                 if self.preprocess_logits_for_metrics is not None:
-                    logits = self.preprocess_logits_for_metrics(logits, batch.get("labels"))
+                    logits = self.preprocess_logits_for_metrics(logits, batch_labels)
                 preds.append(logits)
                 if has_labels:
-                    labels.append(batch["labels"])
+                    labels.append(batch_labels)
             self.control = self.callback_handler.on_prediction_step(self.args, self.state, self.control)
 
         num_samples = len(dataloader.dataset)
@@ -712,6 +793,95 @@ class Trainer:
         if self.processing_class is not None and hasattr(self.processing_class, "save_pretrained"):
             self.processing_class.save_pretrained(output_dir)
         _write_json(os.path.join(output_dir, TRAINING_ARGS_NAME), self.args.to_dict())
+
+    def create_model_card(
+        self,
+        model_name: Optional[str] = None,
+        finetuned_from: Optional[str] = None,
+        tags: Optional[Union[str, list]] = None,
+        **kwargs,
+    ) -> None:
+        """Writes `README.md` in `args.output_dir`: a model card with the training hyper-parameters and the last
+        evaluation metrics (transformers' card also has the Hub's dataset and license metadata; extra `kwargs`
+        such as `language` or `license` are accepted and ignored).
+
+        Args:
+            model_name (`str`, *optional*): title of the card; default: the repository or output folder name.
+            finetuned_from (`str`, *optional*): base model; default: the model's `name_or_path`.
+            tags (`str` or `list[str]`, *optional*): tags added to `mindone_ft` and `mindspore`.
+        """
+        if not self.is_world_process_zero():
+            return
+        from .modeling_utils import model_card_markdown
+
+        repo_id = self.args.hub_model_id or os.path.basename(os.path.abspath(self.args.output_dir))
+        finetuned_from = finetuned_from or getattr(self.model, "name_or_path", "") or None
+        args = self.args
+        lines = [f"Fine-tuned from `{finetuned_from}`." if finetuned_from else "", "",
+                 "## Training hyperparameters", ""]
+        lines += [f"- {name}: {getattr(args, name)}" for name in (
+            "learning_rate", "per_device_train_batch_size", "per_device_eval_batch_size", "seed",
+            "gradient_accumulation_steps", "lr_scheduler_type", "num_train_epochs", "weight_decay")]
+        evaluations = [entry for entry in self.state.log_history if any(k.startswith("eval_") for k in entry)]
+        if evaluations:
+            lines += ["", "## Evaluation results (last evaluation)", ""]
+            lines += [f"- {key}: {value}" for key, value in evaluations[-1].items() if key.startswith("eval_")]
+        tags = [tags] if isinstance(tags, str) else list(tags or [])
+        card = model_card_markdown(repo_id, "\n".join(lines).strip(), tags, title=model_name)
+        os.makedirs(self.args.output_dir, exist_ok=True)
+        with open(os.path.join(self.args.output_dir, "README.md"), "w", encoding="utf-8") as handle:
+            handle.write(card)
+
+    def push_to_hub(
+        self,
+        commit_message: Optional[str] = "End of training",
+        blocking: bool = True,
+        token: Optional[str] = None,
+        revision: Optional[str] = None,
+        private: Optional[bool] = None,
+        **kwargs,
+    ):
+        """Uploads the model, tokenizer, `training_args.json` and a model card from `args.output_dir` to the
+        Hugging Face Hub repository `args.hub_model_id` (default: the output folder's name), like transformers'
+        `Trainer.push_to_hub`: `save_model()`, `create_model_card()`, then `huggingface_hub`'s `create_repo` and
+        `upload_folder` (checkpoint folders are not uploaded).
+
+        Args:
+            commit_message (`str`, *optional*, defaults to `"End of training"`).
+            blocking (`bool`, *optional*, defaults to `True`): wait for the upload; `False` returns a `Future`.
+            token (`str`, *optional*): Hub token with write access; default `args.hub_token`, then the one of
+                `hf auth login`.
+            revision (`str`, *optional*): branch to push to; default `args.hub_revision`.
+            private (`bool`, *optional*): make a newly created repository private; default `args.hub_private_repo`.
+            kwargs: passed to `create_model_card` (`model_name`, `finetuned_from`, `tags`, ...).
+
+        Returns:
+            `huggingface_hub.CommitInfo` (or a `Future` of it), `None` on ranks other than 0.
+
+        Raises:
+            `OSError` when the Hub cannot be reached (offline, `HF_HUB_OFFLINE=1`) or refuses the upload; the model
+            is saved in `args.output_dir` first, so nothing is lost.
+        """
+        from .modeling_utils import upload_folder_to_hub
+
+        self.callback_handler.on_push_begin(self.args, self.state, self.control)
+        self.save_model(_internal_call=True)
+        if not self.is_world_process_zero():
+            return None
+        self.create_model_card(**kwargs)
+        repo_id = self.args.hub_model_id or os.path.basename(os.path.abspath(self.args.output_dir))
+        repo_id, commit = upload_folder_to_hub(
+            self.args.output_dir,
+            repo_id,
+            commit_message=commit_message,
+            token=token if token is not None else self.args.hub_token,
+            private=private if private is not None else self.args.hub_private_repo,
+            revision=revision if revision is not None else self.args.hub_revision,
+            ignore_patterns=["_*", f"{PREFIX_CHECKPOINT_DIR}-*", ".tmp-*"],
+            run_as_future=not blocking,
+        )
+        self.hub_model_id = repo_id
+        return commit
 
     def _save_checkpoint(self) -> None:
         step = self.state.global_step
@@ -861,6 +1031,18 @@ def _replace_dir(src: str, dst: str) -> None:
     os.replace(src, dst)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _column_names(dataset) -> list:
+    """Column names of a Hugging Face dataset, or the keys of the first row of a list of dict rows."""
+    names = getattr(dataset, "column_names", None)
+    if names is not None:
+        return list(names)
+    try:
+        first = dataset[0]
+    except (IndexError, KeyError, TypeError):
+        return []
+    return list(first) if hasattr(first, "keys") else []
 
 
 def _concat(chunks: list):

@@ -222,6 +222,9 @@ class TrainerCallback:
     def on_prediction_step(self, args, state, control, **kwargs):
         """After each evaluation/prediction batch."""
 
+    def on_push_begin(self, args, state, control, **kwargs):
+        """Before `Trainer.push_to_hub` uploads."""
+
 
 class CallbackHandler(TrainerCallback):
     """Calls every registered callback in order for each event."""
@@ -309,6 +312,9 @@ class CallbackHandler(TrainerCallback):
 
     def on_prediction_step(self, args, state, control):
         return self.call_event("on_prediction_step", args, state, control)
+
+    def on_push_begin(self, args, state, control):
+        return self.call_event("on_push_begin", args, state, control)
 
     def call_event(self, event, args, state, control, **kwargs):
         for callback in self.callbacks:

@@ -4,6 +4,7 @@ Names, fields and values mirror `transformers.trainer_utils` (5.23). They are re
 `transformers.trainer_utils` imports torch whenever torch is installed, and this library never imports torch.
 """
 
+import inspect
 import os
 import random
 import re
@@ -60,7 +61,8 @@ class EvalPrediction:
 
     Args:
         predictions (`np.ndarray` or tuple of `np.ndarray`): model outputs (logits) on the whole eval set.
-        label_ids (`np.ndarray`, *optional*): targets, when the dataset has labels.
+        label_ids (`np.ndarray` or tuple of `np.ndarray`, *optional*): targets, when the dataset has labels; a tuple
+            in `label_names` order when there are several (question answering: start and end positions).
         inputs (`np.ndarray`, *optional*): input ids, when `include_for_metrics` asks for them.
         losses (`np.ndarray`, *optional*): per-batch losses, when `include_for_metrics` asks for them.
     """
@@ -88,14 +90,14 @@ class EvalPrediction:
 
 class EvalLoopOutput(NamedTuple):
     predictions: Union[np.ndarray, tuple]
-    label_ids: Optional[np.ndarray]
+    label_ids: Optional[Union[np.ndarray, tuple]]
     metrics: Optional[dict[str, float]]
     num_samples: Optional[int]
 
 
 class PredictionOutput(NamedTuple):
     predictions: Union[np.ndarray, tuple]
-    label_ids: Optional[np.ndarray]
+    label_ids: Optional[Union[np.ndarray, tuple]]
     metrics: Optional[dict[str, float]]
 
 
@@ -103,6 +105,21 @@ class TrainOutput(NamedTuple):
     global_step: int
     training_loss: float
     metrics: dict[str, float]
+
+
+def find_labels(model: Any) -> list[str]:
+    """The label arguments of a model (class or instance), by transformers' `find_labels` rule on `construct`:
+    arguments whose name contains "label", plus `start_positions` and `end_positions` for question answering
+    models (class name containing "QuestionAnswering").
+
+    Example: `["labels"]` for `BertForSequenceClassification`, `["labels", "next_sentence_label"]` for
+    `BertForPreTraining`, `["start_positions", "end_positions"]` for `BertForQuestionAnswering`.
+    """
+    model_class = model if isinstance(model, type) else type(model)
+    names = [name for name in inspect.signature(model_class.construct).parameters if name != "self"]
+    if "QuestionAnswering" in model_class.__name__:
+        return [name for name in names if "label" in name or name in ("start_positions", "end_positions")]
+    return [name for name in names if "label" in name]
 
 
 def set_seed(seed: int) -> None:

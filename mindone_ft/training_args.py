@@ -78,7 +78,12 @@ SUPPORTED_ARGS = {
     "data_seed": "Seed of the data order only (default: `seed`).",
     "dataloader_drop_last": "Drop the last incomplete training batch.",
     "remove_unused_columns": "Drop dataset columns the model's `construct` does not take.",
-    "label_names": "Input names of the labels (default `labels`, `label`, `label_ids` found in the batch).",
+    "label_names": "Input names of the labels; default: the model's label arguments (`labels`; "
+                   "`start_positions`, `end_positions` for question answering), as transformers' `find_labels`.",
+    "hub_model_id": "Repository of `trainer.push_to_hub()` (default: the output folder's name).",
+    "hub_token": "Token of `trainer.push_to_hub()`.",
+    "hub_private_repo": "Whether `trainer.push_to_hub()` creates a private repository.",
+    "hub_revision": "Branch `trainer.push_to_hub()` pushes to.",
     "train_sampling_strategy": "`random`, `sequential` or `group_by_length` (length buckets: few compiled shapes).",
     "length_column_name": "Precomputed length column for `group_by_length`.",
 }
@@ -141,13 +146,9 @@ UNSUPPORTED_ARGS = {
     "batch_eval_metrics": "`compute_metrics` is called once on the whole eval set.",
     "save_on_each_node": "Only rank 0 saves.",
     "enable_jit_checkpoint": "Not implemented.",
-    "push_to_hub": "No Hub upload.",
-    "hub_token": "No Hub upload.",
-    "hub_private_repo": "No Hub upload.",
-    "hub_model_id": "No Hub upload.",
-    "hub_strategy": "No Hub upload.",
-    "hub_always_push": "No Hub upload.",
-    "hub_revision": "No Hub upload.",
+    "push_to_hub": "No uploads during training: call `trainer.push_to_hub()` after `train()`.",
+    "hub_strategy": "No uploads during training: call `trainer.push_to_hub()` after `train()`.",
+    "hub_always_push": "No uploads during training: call `trainer.push_to_hub()` after `train()`.",
     "accelerator_config": "No accelerate.",
     "parallelism_config": "No accelerate.",
     "dataloader_multiprocessing_context": "No worker processes.",
@@ -269,12 +270,12 @@ class TrainingArguments:
     save_total_limit: Optional[int] = field(default=None, metadata={"help": "Max checkpoints kept."})
     enable_jit_checkpoint: bool = field(default=False, metadata={"help": "Unsupported."})
     push_to_hub: bool = field(default=False, metadata={"help": "Unsupported."})
-    hub_token: Optional[str] = field(default=None, metadata={"help": "Unsupported."})
-    hub_private_repo: Optional[bool] = field(default=None, metadata={"help": "Unsupported."})
-    hub_model_id: Optional[str] = field(default=None, metadata={"help": "Unsupported."})
+    hub_token: Optional[str] = field(default=None, metadata={"help": "Token of `trainer.push_to_hub()`."})
+    hub_private_repo: Optional[bool] = field(default=None, metadata={"help": "Private repo for push_to_hub."})
+    hub_model_id: Optional[str] = field(default=None, metadata={"help": "Repository of `trainer.push_to_hub()`."})
     hub_strategy: str = field(default="every_save", metadata={"help": "Unsupported."})
     hub_always_push: bool = field(default=False, metadata={"help": "Unsupported."})
-    hub_revision: Optional[str] = field(default=None, metadata={"help": "Unsupported."})
+    hub_revision: Optional[str] = field(default=None, metadata={"help": "Branch of `trainer.push_to_hub()`."})
     load_best_model_at_end: bool = field(default=False, metadata={"help": "Load the best checkpoint at the end."})
     metric_for_best_model: Optional[str] = field(default=None, metadata={"help": "Metric for the best model."})
     greater_is_better: Optional[bool] = field(default=None, metadata={"help": "Larger metric is better."})

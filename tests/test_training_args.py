@@ -87,7 +87,7 @@ def test_legacy_names_warn():
         ({"fsdp": "full_shard"}, "fsdp"),
         ({"torch_compile": True}, "torch_compile"),
         ({"gradient_checkpointing": True}, "gradient_checkpointing"),
-        ({"hub_model_id": "me/model"}, "hub_model_id"),
+        ({"hub_strategy": "end"}, "hub_strategy"),
         ({"include_for_metrics": ["inputs"]}, "include_for_metrics"),
         ({"optim": "sgd"}, "optim"),
         ({"train_sampling_strategy": "weird"}, "train_sampling_strategy"),

@@ -1,7 +1,14 @@
 """MindSpore building blocks for fine-tuning: runtime setup, data loading, AdamW and the training step."""
 
 from .adamw import AdamW, is_no_decay_parameter
-from .data import HF2MSDataset, MSDataLoader, NumpyDataCollator, group_by_length_indices, length_buckets
+from .data import (
+    HF2MSDataset,
+    MSDataLoader,
+    NumpyDataCollator,
+    group_by_length_indices,
+    length_buckets,
+    numpy_to_tensor,
+)
 from .environment import (
     MindSporeArguments,
     RankInfo,
@@ -35,6 +42,7 @@ __all__ = [
     "is_no_decay_parameter",
     "launched_by_msrun",
     "length_buckets",
+    "numpy_to_tensor",
     "parse_mode",
     "resolve_device_target",
 ]

@@ -229,6 +229,17 @@ def _to_model_dtype(array: np.ndarray) -> np.ndarray:
     return array
 
 
+def numpy_to_tensor(array: np.ndarray) -> "mindspore.Tensor":
+    """A MindSpore Tensor of `array` in the dtypes batches use: integers -> int32, floats -> float32, bools stay.
+
+    Models and the Trainer convert numpy inputs with it, so a graph compiled for the collator's batches is reused
+    for `model(**tokenizer(texts, return_tensors="np"))`.
+    """
+    import mindspore as ms
+
+    return ms.Tensor.from_numpy(np.ascontiguousarray(_to_model_dtype(array)))
+
+
 def group_by_length_indices(
     lengths: Sequence[int], batch_size: int, megabatch_mult: int = 50, seed: int = 0
 ) -> np.ndarray:
@@ -264,8 +275,9 @@ class MSDataLoader:
         lengths (`Sequence[int]`, *optional*): row lengths for `group_by_length`; default: length of
             each row's `length_column`.
         length_column (`str`, *optional*, defaults to `"input_ids"`).
-        require_labels (`bool`, *optional*, defaults to `False`): raise if batches have no `labels`
-            (training needs them for the loss).
+        require_labels (`bool` or `Sequence[str]`, *optional*, defaults to `False`): raise if batches lack the
+            labels the loss needs: `True` means `labels`; a sequence names them (e.g. `("start_positions",
+            "end_positions")` for question answering).
         output_numpy (`bool`, *optional*, defaults to `False`): yield numpy arrays instead of tensors.
     """
 
@@ -283,7 +295,7 @@ class MSDataLoader:
         group_by_length: bool = False,
         lengths: Optional[Sequence[int]] = None,
         length_column: str = "input_ids",
-        require_labels: bool = False,
+        require_labels: Union[bool, Sequence[str]] = False,
         output_numpy: bool = False,
     ):
         if batch_size < 1:
@@ -301,7 +313,9 @@ class MSDataLoader:
         self.seed = seed
         self.drop_last = drop_last
         self.group_by_length = group_by_length
-        self.require_labels = require_labels
+        if isinstance(require_labels, bool):
+            require_labels = ("labels",) if require_labels else ()
+        self.require_labels = tuple(require_labels)
         self.output_numpy = output_numpy
         self.epoch = 0
         self._skip = 0
@@ -354,10 +368,16 @@ class MSDataLoader:
 
     def _load_batch(self, indices: np.ndarray) -> Dict[str, Any]:
         batch = self.collate_fn(_rows(self.dataset, indices))
-        if self.require_labels and "labels" not in batch:
+        missing = [name for name in self.require_labels if name not in batch]
+        if missing == ["labels"]:
             raise ValueError(
                 f"Training needs a `labels` (or `label`) column to compute the loss; the batch has only "
                 f"{sorted(batch)}. Add labels to the dataset or rename your label column to `labels`."
+            )
+        if missing:
+            raise ValueError(
+                f"Training needs the label columns {list(self.require_labels)} to compute the loss; the batch has "
+                f"only {sorted(batch)} (missing {missing}). Add them to the dataset (or set `label_names`)."
             )
         if self.output_numpy:
             return batch

@@ -14,6 +14,7 @@ from mindspore import Parameter, Tensor, nn, ops
 
 from ..kernels import cpu
 from ..utils import compat
+from .cell_mode import TrainEvalModeMixin
 from .environment import get_rank_info
 from .loss_scaler import create_loss_scaler, scale_all
 
@@ -71,7 +72,7 @@ def _clamp_tensor(limit: float, grad: Tensor) -> Tensor:
     return ops.clamp(grad, -limit, limit)
 
 
-class TrainOneStepWrapper(nn.Cell):
+class TrainOneStepWrapper(TrainEvalModeMixin, nn.Cell):
     """One optimizer step per call (or one micro-step with gradient accumulation).
 
     Calling it with the network's positional inputs (`None` allowed) returns `(loss, None, overflow)`:
@@ -93,6 +94,9 @@ class TrainOneStepWrapper(nn.Cell):
         clip_value (`float`, *optional*, defaults to 1.0).
         distributed (`bool`, *optional*): average gradients over data-parallel ranks; default: when
             `init_environment` found more than one rank.
+
+    `train()` / `eval()` switch the wrapped model's mode like `torch.nn.Module.train()` / `.eval()` (MindSpore's
+    `set_train(mode)`), and return the wrapper.
 
     Attributes:
         last_grad_norm (`Parameter`): global gradient norm (unscaled, before clipping) of the last update.
