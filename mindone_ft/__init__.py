@@ -10,6 +10,7 @@ from .modeling_outputs import ModelOutput  # noqa: E402
 from .modeling_utils import MSPreTrainedModel, load_state_dict_from_file  # noqa: E402
 from .models.auto import (  # noqa: E402
     AutoModel,
+    AutoModelForCausalLM,
     AutoModelForMaskedLM,
     AutoModelForMultipleChoice,
     AutoModelForPreTraining,
@@ -25,6 +26,10 @@ from .models.distilbert import *  # noqa: E402,F401,F403
 from .models.mpnet import *  # noqa: E402,F401,F403
 from .models.modernbert import *  # noqa: E402,F401,F403
 from .models.electra import *  # noqa: E402,F401,F403
+from .models.llama import *  # noqa: E402,F401,F403
+from .models.mistral import *  # noqa: E402,F401,F403
+from .models.qwen2 import *  # noqa: E402,F401,F403
+from .models.qwen3 import *  # noqa: E402,F401,F403
 from .models.roberta import *  # noqa: E402,F401,F403
 from .models.xlm_roberta import *  # noqa: E402,F401,F403
 from .optimization import get_scheduler  # noqa: E402

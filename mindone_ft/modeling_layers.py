@@ -582,3 +582,92 @@ def relative_position_bucket(relative_position, bidirectional: bool = True, num_
     if_large = max_exact + (log_ratio / scale * np.float32(num_buckets - max_exact)).astype(np.int64)
     if_large = np.minimum(if_large, num_buckets - 1)
     return buckets + np.where(distance < max_exact, distance, if_large)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Decoder language models: grouped-query attention, causal masks, the causal-LM loss and last-token pooling.
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def repeat_kv(hidden_states, n_rep: int):
+    """transformers' `repeat_kv`: `(batch, kv_heads, seq, head_dim)` -> `(batch, kv_heads * n_rep, seq, head_dim)`,
+    each key/value head repeated for the `n_rep` query heads of its group (grouped-query attention)."""
+    if n_rep == 1:
+        return hidden_states
+    batch, num_key_value_heads, seq_length, head_dim = hidden_states.shape
+    expanded = ops.broadcast_to(hidden_states.expand_dims(2), (batch, num_key_value_heads, n_rep, seq_length, head_dim))
+    return expanded.reshape(batch, num_key_value_heads * n_rep, seq_length, head_dim)
+
+
+def packed_sequence_ids(position_ids):
+    """transformers' `find_packed_sequence_indices`: for several sequences packed in one row (position ids that
+    restart, e.g. `[0, 1, 2, 0, 1]`), the index of the sequence each token belongs to (`[0, 0, 0, 1, 1]`); a new
+    sequence starts wherever a position is not the previous one plus 1."""
+    starts = (position_ids[:, 1:] - position_ids[:, :-1]) != 1
+    starts = ops.cat((ops.zeros_like(position_ids[:, :1]).astype(ms.bool_), starts), axis=1)
+    return ops.cumsum(starts.astype(ms.int32), axis=1)
+
+
+def causal_attention_mask(attention_mask, seq_length: int, dtype, sliding_window: Optional[int] = None,
+                          position_ids=None):
+    """transformers' `create_causal_mask` / `create_sliding_window_causal_mask` for eager attention (no cache).
+
+    An additive mask, 0 where a query may attend a key and the dtype's most negative value elsewhere (a row with no
+    allowed key, a left-padding query, gets that value everywhere, as in transformers, so its softmax is uniform). A
+    key is attended when it is not after the query, with `sliding_window` when it is one of the `sliding_window`
+    latest tokens (`query - sliding_window < key <= query`, Mistral's window), and when it is not padding
+    (`attention_mask` `(batch, seq)`, 0/1 or bool). Without an attention mask, `position_ids` `(batch or 1, seq)` that
+    restart mark packed sequences, which do not attend to each other (transformers does the same, for
+    padding-free batches). Returns `(batch or 1, 1, seq, seq)`.
+    """
+    positions = ops.arange(0, seq_length, dtype=ms.int32)
+    query, key = positions.expand_dims(1), positions.expand_dims(0)
+    allowed = key <= query
+    if sliding_window is not None:
+        allowed = ops.logical_and(allowed, key > query - sliding_window)
+    allowed = allowed.expand_dims(0).expand_dims(0)
+    if attention_mask is not None:
+        allowed = ops.logical_and(allowed, attention_mask.astype(ms.bool_).expand_dims(1).expand_dims(1))
+    elif position_ids is not None:
+        sequence_ids = packed_sequence_ids(position_ids)
+        same_sequence = sequence_ids.expand_dims(2) == sequence_ids.expand_dims(1)
+        allowed = ops.logical_and(allowed, same_sequence.expand_dims(1))
+    return extended_attention_mask(allowed, dtype)
+
+
+def causal_lm_loss(logits, labels, vocab_size: int, ignore_index: int = -100):
+    """transformers' `ForCausalLMLoss`: the logits at token t predict label t + 1 (labels are shifted left and
+    padded with `ignore_index`), cross-entropy averaged over the labels that are not `ignore_index`."""
+    labels = labels.astype(ms.int32)
+    padding = ops.ones(labels.shape[:-1] + (1,), ms.int32) * ignore_index
+    shift_labels = ops.cat((labels[..., 1:], padding), axis=-1)
+    return cross_entropy(logits.view(-1, vocab_size), shift_labels.view(-1), ignore_index)
+
+
+def last_non_pad_token_logits(logits, input_ids, pad_token_id: Optional[int]):
+    """Pooling of transformers' decoder `ForSequenceClassification` heads: per row, the logits `(batch, seq, labels)`
+    at the rightmost token that is not `pad_token_id` (left or right padding alike); at the last position when there
+    are no `input_ids` or no pad token."""
+    if pad_token_id is None or input_ids is None:
+        return logits[:, -1]
+    non_pad_mask = (input_ids != pad_token_id).astype(ms.int32)
+    token_indices = ops.arange(0, input_ids.shape[-1], dtype=ms.int32)
+    last_non_pad_token = ops.argmax(token_indices * non_pad_mask, -1)
+    index = last_non_pad_token.reshape(-1, 1, 1).broadcast_to((logits.shape[0], 1, logits.shape[2]))
+    return ops.gather_elements(logits, 1, index).squeeze(1)
+
+
+def slice_logits_to_keep(hidden_states, logits_to_keep):
+    """transformers' `slice_logits_to_keep`, before the LM head: an int keeps the last `logits_to_keep` positions
+    (0 keeps all), a 1-D integer tensor these positions in every row, a 2-D integer tensor `(batch, n)` these
+    positions per row. A boolean mask (outputs whose size depends on the data) cannot be compiled: index the
+    logits afterwards instead."""
+    if isinstance(logits_to_keep, int):
+        return hidden_states if logits_to_keep == 0 else hidden_states[:, -logits_to_keep:]
+    if logits_to_keep.dtype == ms.bool_:
+        raise ValueError("logits_to_keep as a boolean mask is not supported; pass positions, or index the logits.")
+    if logits_to_keep.ndim == 1:
+        return ops.gather(hidden_states, logits_to_keep.astype(ms.int32), 1)
+    index = logits_to_keep.astype(ms.int32).expand_dims(-1)
+    index = index.broadcast_to(index.shape[:2] + (hidden_states.shape[-1],))
+    return ops.gather_elements(hidden_states, 1, index)

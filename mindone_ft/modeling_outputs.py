@@ -24,6 +24,9 @@ __all__ = [
     "BertForPreTrainingOutput",
     "AlbertForPreTrainingOutput",
     "ElectraForPreTrainingOutput",
+    "BaseModelOutputWithPast",
+    "CausalLMOutputWithPast",
+    "SequenceClassifierOutputWithPast",
 ]
 
 
@@ -207,5 +210,67 @@ class AlbertForPreTrainingOutput(ModelOutput):
     loss: Optional[ms.Tensor] = None
     prediction_logits: Optional[ms.Tensor] = None
     sop_logits: Optional[ms.Tensor] = None
+    hidden_states: Optional[Tuple[ms.Tensor, ...]] = None
+    attentions: Optional[Tuple[ms.Tensor, ...]] = None
+
+
+# Decoder models. `past_key_values` is always None for now: the models run without a cache (it comes with
+# `generate()`), and the field is kept so that the outputs have transformers' fields in transformers' order.
+
+
+@dataclass
+class BaseModelOutputWithPast(ModelOutput):
+    """
+    Args:
+        last_hidden_state (`ms.Tensor` of shape `(batch_size, sequence_length, hidden_size)`):
+            Hidden states at the output of the last layer (after the final norm).
+        past_key_values (*optional*): the key/value cache; not returned yet (always None).
+        hidden_states (`tuple(ms.Tensor)`, *optional*): see [`BaseModelOutput`].
+        attentions (`tuple(ms.Tensor)`, *optional*): see [`BaseModelOutput`].
+    """
+
+    last_hidden_state: Optional[ms.Tensor] = None
+    past_key_values: Optional[object] = None
+    hidden_states: Optional[Tuple[ms.Tensor, ...]] = None
+    attentions: Optional[Tuple[ms.Tensor, ...]] = None
+
+
+@dataclass
+class CausalLMOutputWithPast(ModelOutput):
+    """
+    Args:
+        loss (`ms.Tensor` of shape `()`, *optional*, returned when `labels` is given):
+            Next-token prediction loss (labels shifted by one inside the model, -100 ignored).
+        logits (`ms.Tensor` of shape `(batch_size, sequence_length, config.vocab_size)`):
+            Prediction scores of the language modeling head before softmax (`logits_to_keep` positions only when
+            given).
+        past_key_values (*optional*): the key/value cache; not returned yet (always None).
+        hidden_states (`tuple(ms.Tensor)`, *optional*): see [`BaseModelOutput`].
+        attentions (`tuple(ms.Tensor)`, *optional*): see [`BaseModelOutput`].
+    """
+
+    loss: Optional[ms.Tensor] = None
+    logits: Optional[ms.Tensor] = None
+    past_key_values: Optional[object] = None
+    hidden_states: Optional[Tuple[ms.Tensor, ...]] = None
+    attentions: Optional[Tuple[ms.Tensor, ...]] = None
+
+
+@dataclass
+class SequenceClassifierOutputWithPast(ModelOutput):
+    """
+    Args:
+        loss (`ms.Tensor` of shape `()`, *optional*, returned when `labels` is given):
+            Classification (or regression if `config.num_labels == 1`) loss.
+        logits (`ms.Tensor` of shape `(batch_size, config.num_labels)`):
+            Scores at each row's last non-padding token, before softmax.
+        past_key_values (*optional*): the key/value cache; not returned yet (always None).
+        hidden_states (`tuple(ms.Tensor)`, *optional*): see [`BaseModelOutput`].
+        attentions (`tuple(ms.Tensor)`, *optional*): see [`BaseModelOutput`].
+    """
+
+    loss: Optional[ms.Tensor] = None
+    logits: Optional[ms.Tensor] = None
+    past_key_values: Optional[object] = None
     hidden_states: Optional[Tuple[ms.Tensor, ...]] = None
     attentions: Optional[Tuple[ms.Tensor, ...]] = None

@@ -52,6 +52,7 @@ AUTO_CLASS_BY_SUFFIX = {
     "ForMaskedLM": "AutoModelForMaskedLM",
     "ForMultipleChoice": "AutoModelForMultipleChoice",
     "ForPreTraining": "AutoModelForPreTraining",
+    "ForCausalLM": "AutoModelForCausalLM",
     "Model": "AutoModel",
 }
 
@@ -70,6 +71,7 @@ class ModelFamily:
             default labels of its suffix (e.g. ELECTRA's replaced-token labels for `ElectraForPreTraining`).
         model_kwargs: per head class name, constructor keyword arguments beyond the config
             (e.g. `{"BertModel": {"add_pooling_layer": False}}`).
+        padding_side: "right", or "left" for decoder families (padding before the tokens, as batched prompts).
     """
 
     model_type: str
@@ -79,6 +81,7 @@ class ModelFamily:
     seq_length: int = 9
     labels: Dict[str, Callable] = field(default_factory=dict)
     model_kwargs: Dict[str, dict] = field(default_factory=dict)
+    padding_side: str = "right"
 
     def ms_class(self, name: str):
         module = importlib.import_module(f"mindone_ft.models.{self.model_type.replace('-', '_')}")
@@ -124,6 +127,11 @@ def label_cases(family: ModelFamily, head: str) -> Dict[str, Tuple[dict, dict]]:
                 result["next_sentence_label"] = rng.integers(0, 2, ids.shape[0])
             return result
         return {"mlm": ({}, mlm_labels)}
+    if suffix == "ForCausalLM":  # the model shifts them; padding is not a target
+        def causal_lm_labels(c, rng, ids):
+            pad = c.pad_token_id if c.pad_token_id is not None else 0  # make_inputs' padding token
+            return {"labels": np.where(ids == pad, -100, ids)}
+        return {"causal_lm": ({}, causal_lm_labels)}
     if suffix == "ForMultipleChoice":
         return {"choice": ({}, lambda c, rng, ids: {"labels": rng.integers(0, NUM_CHOICES, ids.shape[0])})}
     return {"base": ({}, lambda c, rng, ids: {})}
@@ -131,7 +139,8 @@ def label_cases(family: ModelFamily, head: str) -> Dict[str, Tuple[dict, dict]]:
 
 def make_inputs(family: ModelFamily, config, head: str, seed: int = 0) -> Dict[str, np.ndarray]:
     """A padded batch: row 0 full, row 1 padded from the 4th token (the most padding, in the middle of the batch),
-    row 2 from the 7th; two segments where the family has them; `(BATCH, NUM_CHOICES, seq)` for multiple choice."""
+    row 2 from the 7th (with `padding_side="left"`, as many padding tokens before the tokens); two segments where
+    the family has them; `(BATCH, NUM_CHOICES, seq)` for multiple choice."""
     rng = np.random.default_rng(seed)
     seq = family.seq_length
     pad = config.pad_token_id if config.pad_token_id is not None else 0
@@ -141,6 +150,8 @@ def make_inputs(family: ModelFamily, config, head: str, seed: int = 0) -> Dict[s
     mask = np.ones(shape, np.int64)
     mask[1, 3:] = 0
     mask[2, 6:] = 0
+    if family.padding_side == "left":
+        mask = np.ascontiguousarray(mask[:, ::-1])
     ids[mask == 0] = pad
     inputs = {"input_ids": ids.astype(np.int64), "attention_mask": mask}
     if "token_type_ids" in family.input_names:

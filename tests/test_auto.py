@@ -67,7 +67,8 @@ def test_auto_matches_transformers_auto(model_path):
 def test_unknown_model_type_names_the_supported_ones(tmp_path):
     folder = tmp_path / "gpt2"
     transformers.GPT2Config(n_layer=1, n_embd=16, n_head=2).save_pretrained(folder)
-    supported = "albert, bert, deberta-v2, distilbert, electra, modernbert, mpnet, roberta, xlm-roberta"
+    supported = ("albert, bert, deberta-v2, distilbert, electra, llama, mistral, modernbert, mpnet, qwen2, qwen3, "
+                 "roberta, xlm-roberta")
     with pytest.raises(ValueError, match=rf"model_type='gpt2'.*supports model types: {supported}\."):
         mindone_ft.AutoModelForSequenceClassification.from_pretrained(folder)
     with pytest.raises(ValueError, match=f"supports model types: {supported}"):

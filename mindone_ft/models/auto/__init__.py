@@ -1,5 +1,6 @@
 from .modeling_auto import (
     AutoModel,
+    AutoModelForCausalLM,
     AutoModelForMaskedLM,
     AutoModelForMultipleChoice,
     AutoModelForPreTraining,
@@ -10,6 +11,7 @@ from .modeling_auto import (
 
 __all__ = [
     "AutoModel",
+    "AutoModelForCausalLM",
     "AutoModelForMaskedLM",
     "AutoModelForMultipleChoice",
     "AutoModelForPreTraining",

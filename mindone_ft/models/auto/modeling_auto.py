@@ -18,8 +18,12 @@ MODEL_MAPPING_NAMES = OrderedDict([
     ("deberta-v2", "DebertaV2Model"),
     ("distilbert", "DistilBertModel"),
     ("electra", "ElectraModel"),
+    ("llama", "LlamaModel"),
+    ("mistral", "MistralModel"),
     ("modernbert", "ModernBertModel"),
     ("mpnet", "MPNetModel"),
+    ("qwen2", "Qwen2Model"),
+    ("qwen3", "Qwen3Model"),
     ("roberta", "RobertaModel"),
     ("xlm-roberta", "XLMRobertaModel"),
 ])
@@ -45,14 +49,24 @@ MODEL_FOR_MASKED_LM_MAPPING_NAMES = OrderedDict([
     ("roberta", "RobertaForMaskedLM"),
     ("xlm-roberta", "XLMRobertaForMaskedLM"),
 ])
+MODEL_FOR_CAUSAL_LM_MAPPING_NAMES = OrderedDict([
+    ("llama", "LlamaForCausalLM"),
+    ("mistral", "MistralForCausalLM"),
+    ("qwen2", "Qwen2ForCausalLM"),
+    ("qwen3", "Qwen3ForCausalLM"),
+])
 MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES = OrderedDict([
     ("albert", "AlbertForSequenceClassification"),
     ("bert", "BertForSequenceClassification"),
     ("deberta-v2", "DebertaV2ForSequenceClassification"),
     ("distilbert", "DistilBertForSequenceClassification"),
     ("electra", "ElectraForSequenceClassification"),
+    ("llama", "LlamaForSequenceClassification"),
+    ("mistral", "MistralForSequenceClassification"),
     ("modernbert", "ModernBertForSequenceClassification"),
     ("mpnet", "MPNetForSequenceClassification"),
+    ("qwen2", "Qwen2ForSequenceClassification"),
+    ("qwen3", "Qwen3ForSequenceClassification"),
     ("roberta", "RobertaForSequenceClassification"),
     ("xlm-roberta", "XLMRobertaForSequenceClassification"),
 ])
@@ -62,8 +76,12 @@ MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES = OrderedDict([
     ("deberta-v2", "DebertaV2ForTokenClassification"),
     ("distilbert", "DistilBertForTokenClassification"),
     ("electra", "ElectraForTokenClassification"),
+    ("llama", "LlamaForTokenClassification"),
+    ("mistral", "MistralForTokenClassification"),
     ("modernbert", "ModernBertForTokenClassification"),
     ("mpnet", "MPNetForTokenClassification"),
+    ("qwen2", "Qwen2ForTokenClassification"),
+    ("qwen3", "Qwen3ForTokenClassification"),
     ("roberta", "RobertaForTokenClassification"),
     ("xlm-roberta", "XLMRobertaForTokenClassification"),
 ])
@@ -73,8 +91,12 @@ MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES = OrderedDict([
     ("deberta-v2", "DebertaV2ForQuestionAnswering"),
     ("distilbert", "DistilBertForQuestionAnswering"),
     ("electra", "ElectraForQuestionAnswering"),
+    ("llama", "LlamaForQuestionAnswering"),
+    ("mistral", "MistralForQuestionAnswering"),
     ("modernbert", "ModernBertForQuestionAnswering"),
     ("mpnet", "MPNetForQuestionAnswering"),
+    ("qwen2", "Qwen2ForQuestionAnswering"),
+    ("qwen3", "Qwen3ForQuestionAnswering"),
     ("roberta", "RobertaForQuestionAnswering"),
     ("xlm-roberta", "XLMRobertaForQuestionAnswering"),
 ])
@@ -129,6 +151,7 @@ class _LazyAutoMapping(Dict[str, type]):
 MODEL_MAPPING = _LazyAutoMapping(MODEL_MAPPING_NAMES)
 MODEL_FOR_PRETRAINING_MAPPING = _LazyAutoMapping(MODEL_FOR_PRETRAINING_MAPPING_NAMES)
 MODEL_FOR_MASKED_LM_MAPPING = _LazyAutoMapping(MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+MODEL_FOR_CAUSAL_LM_MAPPING = _LazyAutoMapping(MODEL_FOR_CAUSAL_LM_MAPPING_NAMES)
 MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING = _LazyAutoMapping(MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES)
 MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING = _LazyAutoMapping(MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES)
 MODEL_FOR_QUESTION_ANSWERING_MAPPING = _LazyAutoMapping(MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES)
@@ -202,6 +225,10 @@ class AutoModelForMaskedLM(_BaseAutoModelClass):
     _model_mapping = MODEL_FOR_MASKED_LM_MAPPING
 
 
+class AutoModelForCausalLM(_BaseAutoModelClass):
+    _model_mapping = MODEL_FOR_CAUSAL_LM_MAPPING
+
+
 class AutoModelForSequenceClassification(_BaseAutoModelClass):
     _model_mapping = MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING
 
@@ -223,6 +250,7 @@ TASK_TABLES = (
     ("base", MODEL_MAPPING_NAMES),
     ("pretraining", MODEL_FOR_PRETRAINING_MAPPING_NAMES),
     ("masked LM", MODEL_FOR_MASKED_LM_MAPPING_NAMES),
+    ("causal LM", MODEL_FOR_CAUSAL_LM_MAPPING_NAMES),
     ("sequence classification", MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES),
     ("token classification", MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES),
     ("question answering", MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES),

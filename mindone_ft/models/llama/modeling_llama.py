@@ -1,0 +1,493 @@
+"""MindSpore Llama, mirroring transformers 5.23's `modeling_llama.py` (eager attention, no key/value cache yet).
+
+Module and parameter names are the Hugging Face ones (`model.layers.0.self_attn.q_proj.weight`, `lm_head.weight`,
+...), so checkpoints map 1:1 in both directions. Every `construct` returns a tuple in transformers'
+`return_dict=False` layout; `MSPreTrainedModel.__call__` turns it into the `ModelOutput` users see.
+
+What a decoder adds to the encoder families: causal attention (combined with the padding mask, so left- and
+right-padded batches both work), grouped-query attention (`num_key_value_heads` key/value heads shared by the query
+heads of their group), RoPE with every `rope_parameters["rope_type"]` of `mindone_ft.modeling_rope_utils`, a gated
+SiLU MLP, pre-norm layers with RMSNorm, and the causal-LM head (shifted loss, `logits_to_keep`). Mistral, Qwen2 and
+Qwen3 subclass these pieces and override only what differs; `layer_types` ("full_attention" /
+"sliding_attention") says which layers attend within `config.sliding_window`.
+
+Positions are `position_ids` when given, else `0..seq-1` like transformers' forward (for left-padded prompts,
+`generate()` derives them from the attention mask). `past_key_values` / `use_cache` are accepted for transformers'
+signatures; a cache is not implemented yet (it comes with `generate()`), so no `past_key_values` are returned.
+"""
+
+from typing import Tuple
+
+import mindspore as ms
+from mindspore import Tensor, nn, ops
+from transformers import LlamaConfig
+
+from ...modeling_layers import (
+    Dropout,
+    Embedding,
+    Linear,
+    RMSNorm,
+    Softmax,
+    apply_rotary_pos_emb,
+    causal_attention_mask,
+    causal_lm_loss,
+    cross_entropy,
+    eager_attention,
+    get_activation,
+    last_non_pad_token_logits,
+    question_answering_loss,
+    repeat_kv,
+    rotary_cos_sin,
+    sequence_classification_loss,
+    slice_logits_to_keep,
+    with_extras,
+)
+from ...modeling_outputs import (
+    BaseModelOutputWithPast,
+    CausalLMOutputWithPast,
+    QuestionAnsweringModelOutput,
+    SequenceClassifierOutputWithPast,
+    TokenClassifierOutput,
+)
+from ...modeling_rope_utils import ROPE_INIT_FUNCTIONS, dynamic_ntk_inv_freq, rope_dim, rope_parameters
+from ...modeling_utils import MSPreTrainedModel
+from ..bert.modeling_bert import BertForSequenceClassification
+
+__all__ = [
+    "LlamaPreTrainedModel",
+    "LlamaModel",
+    "LlamaForCausalLM",
+    "LlamaForSequenceClassification",
+    "LlamaForTokenClassification",
+    "LlamaForQuestionAnswering",
+]
+
+FULL_ATTENTION, SLIDING_ATTENTION = "full_attention", "sliding_attention"  # `config.layer_types` entries
+
+LlamaRMSNorm = RMSNorm  # transformers' name for the kit's RMSNorm (`weight * x / sqrt(mean(x^2) + eps)`)
+
+
+def head_dim_of(config) -> int:
+    """`config.head_dim` when set (it may differ from `hidden_size // num_attention_heads`), else that quotient."""
+    return getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+
+
+class LlamaRotaryEmbedding(nn.Cell):
+    """`(cos, sin)` for the positions, from `config.rope_parameters` (`rope_type` "default", "linear", "dynamic",
+    "yarn" or "llama3"). The inverse frequencies are constants, not parameters, like transformers' non-persistent
+    buffers; dynamic NTK recomputes them in the graph for sequences longer than `max_position_embeddings`."""
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__()
+        params = rope_parameters(config)
+        self.rope_type = params.get("rope_type", "default")
+        if self.rope_type not in ROPE_INIT_FUNCTIONS:
+            raise NotImplementedError(
+                f"rope_type={self.rope_type!r} is not supported by mindone_ft; supported rope types: "
+                f"{sorted(ROPE_INIT_FUNCTIONS)}."
+            )
+        if rope_dim(config) != head_dim_of(config):
+            raise NotImplementedError(
+                f"partial_rotary_factor={params.get('partial_rotary_factor')} is not supported: Llama-style models "
+                "rotate the whole head (transformers' Llama fails on it too). Remove it from rope_parameters."
+            )
+        inv_freq, self.attention_scaling = ROPE_INIT_FUNCTIONS[self.rope_type](config)
+        self.inv_freq = Tensor(inv_freq)
+        self.dynamic = "dynamic" in self.rope_type
+        if self.dynamic:  # plain values: the graph cannot read the config's dict
+            self.rope_theta, self.factor = float(params["rope_theta"]), float(params["factor"])
+            self.dim, self.max_position_embeddings = rope_dim(config), config.max_position_embeddings
+
+    def construct(self, position_ids, dtype):
+        inv_freq = self.inv_freq
+        if self.dynamic:
+            inv_freq = dynamic_ntk_inv_freq(position_ids, inv_freq, self.rope_theta, self.factor, self.dim,
+                                            self.max_position_embeddings)
+        return rotary_cos_sin(position_ids, inv_freq, dtype, self.attention_scaling)
+
+
+class LlamaMLP(nn.Cell):
+    """Gated MLP: `down_proj(act(gate_proj(x)) * up_proj(x))`, biases when `config.mlp_bias`."""
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__()
+        bias = getattr(config, "mlp_bias", False)  # Mistral and Qwen configs have none: no biases
+        self.hidden_size = config.hidden_size
+        self.intermediate_size = config.intermediate_size
+        self.gate_proj = Linear(self.hidden_size, self.intermediate_size, has_bias=bias)
+        self.up_proj = Linear(self.hidden_size, self.intermediate_size, has_bias=bias)
+        self.down_proj = Linear(self.intermediate_size, self.hidden_size, has_bias=bias)
+        self.act_fn = get_activation(config.hidden_act)
+
+    def construct(self, x):
+        return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
+
+
+class LlamaAttention(nn.Cell):
+    """Multi-head attention with `num_key_value_heads` key/value heads (grouped-query attention: each serves
+    `num_attention_heads // num_key_value_heads` query heads), rotary query/key and `head_dim` per head. Causality,
+    padding and any sliding window come from the mask it is given (see `LlamaModel`)."""
+
+    def __init__(self, config: LlamaConfig, layer_idx: int):
+        super().__init__()
+        if config.num_attention_heads % config.num_key_value_heads != 0:
+            raise ValueError(
+                f"num_attention_heads ({config.num_attention_heads}) must be a multiple of num_key_value_heads "
+                f"({config.num_key_value_heads})."
+            )
+        self.layer_idx = layer_idx
+        self.head_dim = head_dim_of(config)
+        self.num_heads = config.num_attention_heads
+        self.num_key_value_heads = config.num_key_value_heads
+        self.num_key_value_groups = config.num_attention_heads // config.num_key_value_heads
+        self.scaling = self.head_dim**-0.5
+        qkv_bias, o_bias = self._projection_biases(config)
+        self.q_proj = Linear(config.hidden_size, self.num_heads * self.head_dim, has_bias=qkv_bias)
+        self.k_proj = Linear(config.hidden_size, self.num_key_value_heads * self.head_dim, has_bias=qkv_bias)
+        self.v_proj = Linear(config.hidden_size, self.num_key_value_heads * self.head_dim, has_bias=qkv_bias)
+        self.o_proj = Linear(self.num_heads * self.head_dim, config.hidden_size, has_bias=o_bias)
+        self.softmax = Softmax()
+        self.attention_dropout = Dropout(p=config.attention_dropout)
+
+    def _projection_biases(self, config) -> Tuple[bool, bool]:
+        """(q/k/v bias, output bias): both `config.attention_bias` (Mistral has no such flag: none)."""
+        bias = getattr(config, "attention_bias", False)
+        return bias, bias
+
+    def _heads(self, x):
+        """`(batch, seq, heads * head_dim)` -> `(batch, seq, heads, head_dim)`."""
+        return x.view(x.shape[0], x.shape[1], -1, self.head_dim)
+
+    def _project(self, hidden_states):
+        """Query, key and value, each `(batch, heads, seq, head_dim)` (key/value with `num_key_value_heads`)."""
+        query = self._heads(self.q_proj(hidden_states)).swapaxes(1, 2)
+        key = self._heads(self.k_proj(hidden_states)).swapaxes(1, 2)
+        value = self._heads(self.v_proj(hidden_states)).swapaxes(1, 2)
+        return query, key, value
+
+    def construct(self, hidden_states, cos, sin, attention_mask=None):
+        batch_size, seq_length = hidden_states.shape[0], hidden_states.shape[1]
+        query, key, value = self._project(hidden_states)
+        query, key = apply_rotary_pos_emb(query, key, cos, sin)
+        key = repeat_kv(key, self.num_key_value_groups)
+        value = repeat_kv(value, self.num_key_value_groups)
+        context, probs = eager_attention(
+            query, key, value, attention_mask, self.scaling, self.softmax, self.attention_dropout
+        )
+        context = context.reshape(batch_size, seq_length, -1)
+        return self.o_proj(context), probs
+
+
+class LlamaDecoderLayer(nn.Cell):
+    """Pre-norm layer: `x + self_attn(input_layernorm(x))`, then `x + mlp(post_attention_layernorm(x))`."""
+
+    attention_class = LlamaAttention  # Qwen2/Qwen3 put their own attention here
+
+    def __init__(self, config: LlamaConfig, layer_idx: int):
+        super().__init__()
+        self.hidden_size = config.hidden_size
+        self.self_attn = self.attention_class(config, layer_idx)
+        self.mlp = LlamaMLP(config)
+        self.input_layernorm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.post_attention_layernorm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+
+    def construct(self, hidden_states, cos, sin, attention_mask=None):
+        residual = hidden_states
+        hidden_states, probs = self.self_attn(self.input_layernorm(hidden_states), cos, sin, attention_mask)
+        hidden_states = residual + hidden_states
+        residual = hidden_states
+        hidden_states = residual + self.mlp(self.post_attention_layernorm(hidden_states))
+        return hidden_states, probs
+
+
+class LlamaPreTrainedModel(MSPreTrainedModel):
+    """Base class of the Llama models: `LlamaConfig`, the "model" prefix and transformers' default initialization
+    (normal weights, zero biases, unit RMSNorm weights)."""
+
+    config_class = LlamaConfig
+    base_model_prefix = "model"
+    # Checkpoints of older transformers versions saved the rotary frequencies as a buffer.
+    _keys_to_ignore_on_load_unexpected = MSPreTrainedModel._keys_to_ignore_on_load_unexpected + [
+        r"rotary_emb\.inv_freq$"
+    ]
+
+    def _add_base_model(self, config: LlamaConfig) -> None:
+        """The bare model under `base_model_prefix` (transformers' generic heads: `AutoModel.from_config`). Each
+        family's PreTrainedModel overrides it with its own bare model, so the heads inherited from these build it."""
+        setattr(self, self.base_model_prefix, LlamaModel(config))
+
+    def _run_model(self, input_ids, attention_mask, position_ids, past_key_values, inputs_embeds, use_cache,
+                   output_attentions, output_hidden_states):
+        """The base model's `forward_parts`: `(sequence_output, None, hidden_states, attentions)`."""
+        base_model = getattr(self, self.base_model_prefix)
+        return base_model.forward_parts(input_ids, attention_mask, position_ids, past_key_values, inputs_embeds,
+                                        use_cache, output_attentions, output_hidden_states)
+
+    def _output_fields(self, has_loss, output_hidden_states, output_attentions):
+        # No key/value cache is returned yet: `past_key_values` stays None in the output.
+        fields = super()._output_fields(has_loss, output_hidden_states, output_attentions)
+        return [f for f in fields if f != "past_key_values"]
+
+
+class LlamaModel(LlamaPreTrainedModel):
+    """The bare Llama decoder, returning `last_hidden_state` (after the final norm).
+
+    Args:
+        config (`LlamaConfig`): model configuration.
+    """
+
+    output_class = BaseModelOutputWithPast
+    decoder_layer_class = LlamaDecoderLayer  # Qwen3 puts its own layer here
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__(config)
+        if not getattr(config, "is_causal", True):
+            raise NotImplementedError("is_causal=False (bidirectional attention) is not supported by mindone_ft's "
+                                      "decoder models; remove it from the config.")
+        self.padding_idx = config.pad_token_id
+        self.vocab_size = config.vocab_size
+        self.embed_tokens = Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.layers = nn.CellList([self.decoder_layer_class(config, i) for i in range(config.num_hidden_layers)])
+        self.norm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.rotary_emb = LlamaRotaryEmbedding(config)
+        # Python constants, decided here: the graph unrolls the layer loop and picks each layer's mask.
+        self.layer_is_sliding = tuple(t == SLIDING_ATTENTION for t in self._layer_types(config))
+        self.has_full = not all(self.layer_is_sliding)
+        self.has_sliding = any(self.layer_is_sliding)
+        self.sliding_window = getattr(config, "sliding_window", None)
+        if self.has_sliding and self.sliding_window is None:
+            raise ValueError("config.layer_types has sliding_attention layers but config.sliding_window is None.")
+        self.post_init()
+
+    def _layer_types(self, config) -> Tuple[str, ...]:
+        """Which layers attend to all previous tokens and which within `sliding_window`: Llama, all of them."""
+        return (FULL_ATTENTION,) * config.num_hidden_layers
+
+    def get_input_embeddings(self) -> Embedding:
+        return self.embed_tokens
+
+    def set_input_embeddings(self, value: Embedding) -> None:
+        self.embed_tokens = value
+
+    def forward_parts(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
+                      inputs_embeds=None, use_cache=None, output_attentions=False, output_hidden_states=False):
+        """Decoder pass returning `(sequence_output, None, hidden_states, attentions)`: the layout of every family's
+        `forward_parts` (a decoder has no pooler)."""
+        if past_key_values is not None:
+            raise NotImplementedError("past_key_values: mindone_ft's decoder models have no key/value cache yet; "
+                                      "pass the whole sequence.")
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_tokens(input_ids)
+        hidden_states = inputs_embeds
+        dtype, seq_length = hidden_states.dtype, hidden_states.shape[1]
+        if use_cache is None:
+            use_cache = getattr(self.config, "use_cache", True)
+        # Given positions that restart mark packed sequences without a padding mask, as in transformers, where this
+        # is only looked for without a cache (`use_cache=False`, as padding-free training sets it).
+        packed_positions = position_ids if attention_mask is None and not use_cache else None
+        if position_ids is None:
+            position_ids = ops.arange(0, seq_length, dtype=ms.int32).expand_dims(0)
+        full_mask, sliding_mask = None, None
+        if self.has_full:
+            full_mask = causal_attention_mask(attention_mask, seq_length, dtype, None, packed_positions)
+        if self.has_sliding:
+            sliding_mask = causal_attention_mask(attention_mask, seq_length, dtype, self.sliding_window,
+                                                 packed_positions)
+        cos, sin = self.rotary_emb(position_ids, dtype)
+
+        all_hidden_states = ()
+        all_attentions = ()
+        for i, layer in enumerate(self.layers):
+            if output_hidden_states:
+                all_hidden_states = all_hidden_states + (hidden_states,)
+            mask = sliding_mask if self.layer_is_sliding[i] else full_mask
+            hidden_states, probs = layer(hidden_states, cos, sin, mask)
+            if output_attentions:
+                all_attentions = all_attentions + (probs,)
+        hidden_states = self.norm(hidden_states)
+        if output_hidden_states:  # like transformers, the last entry is the normalized output
+            all_hidden_states = all_hidden_states + (hidden_states,)
+        return hidden_states, None, all_hidden_states, all_attentions
+
+    def construct(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
+                  inputs_embeds=None, use_cache=None, output_attentions=None, output_hidden_states=None,
+                  return_dict=None):
+        r"""
+        Args:
+            input_ids (`Tensor` of shape `(batch_size, sequence_length)`): token ids (int32 or int64).
+            attention_mask (`Tensor` of shape `(batch_size, sequence_length)`, *optional*): 1 (or True) for tokens
+                to attend to, 0 (False) for padding (left or right); bool, int or float.
+            position_ids (`Tensor` of shape `(batch_size, sequence_length)`, *optional*): rotary positions, defaults
+                to 0..len-1. Without `attention_mask` and with `use_cache=False`, positions that restart mark packed
+                sequences (which do not attend to each other).
+            past_key_values: not supported yet (must be None).
+            inputs_embeds (`Tensor` of shape `(batch_size, sequence_length, hidden_size)`, *optional*): instead of
+                `input_ids`.
+            use_cache (`bool`, *optional*, defaults to `config.use_cache`): no cache is returned yet; as in
+                transformers, `False` lets position ids mark packed sequences.
+            output_attentions / output_hidden_states (`bool`, *optional*): also return per-layer attentions /
+                hidden states (defaults from the config).
+            return_dict (`bool`, *optional*): return a `ModelOutput` (default `config.return_dict`) or a tuple.
+        """
+        sequence_output, _, hidden_states, attentions = self.forward_parts(
+            input_ids, attention_mask, position_ids, past_key_values, inputs_embeds, use_cache, output_attentions,
+            output_hidden_states,
+        )
+        return with_extras((sequence_output,), None, hidden_states, attentions)
+
+
+class LlamaForCausalLM(LlamaPreTrainedModel):
+    """Llama with a language modeling head (`lm_head`, tied to the input embeddings when
+    `config.tie_word_embeddings`)."""
+
+    output_class = CausalLMOutputWithPast
+    loss_input_names = ("labels",)
+    _tied_weights_keys = {"lm_head.weight": "model.embed_tokens.weight"}
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__(config)
+        self._add_base_model(config)
+        self.vocab_size = config.vocab_size
+        self.lm_head = Linear(config.hidden_size, config.vocab_size, has_bias=False)
+        self.post_init()
+
+    def get_output_embeddings(self) -> nn.Dense:
+        return self.lm_head
+
+    def construct(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
+                  inputs_embeds=None, labels=None, use_cache=None, logits_to_keep=0, output_attentions=None,
+                  output_hidden_states=None, return_dict=None):
+        r"""
+        labels (`Tensor` of shape `(batch_size, sequence_length)`, *optional*): the token ids themselves (the model
+            shifts them: the logits at token t are scored against label t + 1); -100 marks tokens the loss ignores
+            (padding, prompt tokens).
+        logits_to_keep (`int` or `Tensor`, *optional*, defaults to 0): compute the logits of the last
+            `logits_to_keep` positions only (0: all), or of the positions a 1-D / 2-D integer tensor lists.
+        See `LlamaModel.construct` for the others.
+        """
+        hidden_states, _, all_hidden_states, attentions = self._run_model(
+            input_ids, attention_mask, position_ids, past_key_values, inputs_embeds, use_cache, output_attentions,
+            output_hidden_states,
+        )
+        logits = self.lm_head(slice_logits_to_keep(hidden_states, logits_to_keep))
+        loss = None
+        if labels is not None:
+            loss = causal_lm_loss(logits, labels, self.config.vocab_size)
+        return with_extras((logits,), loss, all_hidden_states, attentions)
+
+
+class LlamaForSequenceClassification(LlamaPreTrainedModel):
+    """Llama with a classification (or regression, `num_labels == 1`) head (`score`, no bias) on each row's last
+    non-padding token (found with `config.pad_token_id`, so left and right padding both work)."""
+
+    output_class = SequenceClassifierOutputWithPast
+    loss_input_names = ("labels",)
+    # Like transformers, the inferred problem type is stored in the config (and saved with it).
+    _prepare_call = BertForSequenceClassification._prepare_call
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self._add_base_model(config)
+        self.score = Linear(config.hidden_size, self.num_labels, has_bias=False)
+        self.post_init()
+
+    def construct(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
+                  inputs_embeds=None, labels=None, use_cache=None, output_attentions=None, output_hidden_states=None,
+                  return_dict=None):
+        r"""
+        labels (`Tensor` of shape `(batch_size,)`, *optional*): class indices (int32/int64) for single-label
+            classification, floats for regression (`num_labels == 1`), or `(batch_size, num_labels)` multi-hot
+            floats for multi-label classification; see `config.problem_type`. With `inputs_embeds`, padding cannot be
+            seen and the last position is used. See `LlamaModel.construct` for the others.
+        """
+        hidden_states, _, all_hidden_states, attentions = self._run_model(
+            input_ids, attention_mask, position_ids, past_key_values, inputs_embeds, use_cache, output_attentions,
+            output_hidden_states,
+        )
+        logits = self.score(hidden_states)
+        batch_size = input_ids.shape[0] if input_ids is not None else inputs_embeds.shape[0]
+        if self.config.pad_token_id is None and batch_size != 1:
+            raise ValueError("Cannot handle batch sizes > 1 if no padding token is defined.")
+        pooled_logits = last_non_pad_token_logits(logits, input_ids, self.config.pad_token_id)
+        loss = None
+        if labels is not None:
+            loss = sequence_classification_loss(pooled_logits, labels, self.num_labels, self.config.problem_type)
+        return with_extras((pooled_logits,), loss, all_hidden_states, attentions)
+
+
+def _token_classifier_dropout(config) -> float:
+    """transformers' generic token-classification head: `classifier_dropout`, else `hidden_dropout`, else 0.1."""
+    if getattr(config, "classifier_dropout", None) is not None:
+        return config.classifier_dropout
+    if getattr(config, "hidden_dropout", None) is not None:
+        return config.hidden_dropout
+    return 0.1
+
+
+class LlamaForTokenClassification(LlamaPreTrainedModel):
+    """Llama with a per-token classification head (dropout, then `score`)."""
+
+    output_class = TokenClassifierOutput
+    loss_input_names = ("labels",)
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self._add_base_model(config)
+        self.dropout = Dropout(p=_token_classifier_dropout(config))
+        self.score = Linear(config.hidden_size, config.num_labels,
+                            has_bias=getattr(config, "token_classification_bias", True))
+        self.post_init()
+
+    def construct(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
+                  inputs_embeds=None, labels=None, use_cache=None, output_attentions=None, output_hidden_states=None,
+                  return_dict=None):
+        r"""
+        labels (`Tensor` of shape `(batch_size, sequence_length)`, *optional*): class index per token, -100 for
+            tokens the loss ignores. See `LlamaModel.construct` for the others.
+        """
+        sequence_output, _, all_hidden_states, attentions = self._run_model(
+            input_ids, attention_mask, position_ids, past_key_values, inputs_embeds, use_cache, output_attentions,
+            output_hidden_states,
+        )
+        logits = self.score(self.dropout(sequence_output))
+        loss = None
+        if labels is not None:
+            loss = cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
+        return with_extras((logits,), loss, all_hidden_states, attentions)
+
+
+class LlamaForQuestionAnswering(LlamaPreTrainedModel):
+    """Llama with a span extraction head (start and end logits). Its base model is `transformer`, as in
+    transformers (kept for older checkpoints)."""
+
+    base_model_prefix = "transformer"
+    output_class = QuestionAnsweringModelOutput
+    loss_input_names = ("start_positions", "end_positions")
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__(config)
+        self._add_base_model(config)
+        self.qa_outputs = Linear(config.hidden_size, 2)
+        self.post_init()
+
+    def construct(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
+                  inputs_embeds=None, start_positions=None, end_positions=None, output_attentions=None,
+                  output_hidden_states=None, return_dict=None):
+        r"""
+        start_positions / end_positions (`Tensor` of shape `(batch_size,)`, *optional*): token index of the span
+            start / end; positions outside the sequence are ignored by the loss. See `LlamaModel.construct`.
+        """
+        sequence_output, _, all_hidden_states, attentions = self._run_model(
+            input_ids, attention_mask, position_ids, past_key_values, inputs_embeds, None, output_attentions,
+            output_hidden_states,
+        )
+        logits = self.qa_outputs(sequence_output)
+        start_logits, end_logits = logits[:, :, 0], logits[:, :, 1]
+        total_loss = None
+        if start_positions is not None and end_positions is not None:
+            total_loss = question_answering_loss(start_logits, end_logits, start_positions, end_positions)
+        return with_extras((start_logits, end_logits), total_loss, all_hidden_states, attentions)
