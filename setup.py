@@ -24,9 +24,11 @@ EXTRAS = {
     # torch is only for parity tests/benchmarks against Hugging Face PyTorch. Install `torch==2.13.0`
     # first and alone (CPU build); a plain `torch` requirement would pull several GB of CUDA packages.
     # tensorboardX is the writer behind `report_to="tensorboard"` (torch.utils.tensorboard would need torch).
+    # optuna is the backend of `Trainer.hyperparameter_search` (imported only when it is called).
     "tensorboard": ["tensorboardX==2.6.5"],
-    "test": ["pytest>=8", "accelerate==1.15.0", "torch==2.13.0", "tensorboardX==2.6.5"],
-    "dev": ["pytest>=8", "accelerate==1.15.0", "torch==2.13.0", "tensorboardX==2.6.5", "ruff"],
+    "optuna": ["optuna==5.0.0"],
+    "test": ["pytest>=8", "accelerate==1.15.0", "torch==2.13.0", "tensorboardX==2.6.5", "optuna==5.0.0"],
+    "dev": ["pytest>=8", "accelerate==1.15.0", "torch==2.13.0", "tensorboardX==2.6.5", "optuna==5.0.0", "ruff"],
 }
 
 setup(

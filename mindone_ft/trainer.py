@@ -231,12 +231,15 @@ class Trainer:
                 f"bf16=True is not supported on {compat.device_target()}: MindSpore's CPU backend has no bf16 "
                 "MatMul. Use fp16=True or float32 (the default) on CPU, or run on Ascend/GPU."
             )
+        self.model_init = model_init  # each `hyperparameter_search` trial re-creates the model with it
         if model is None:
             if model_init is None:
                 raise ValueError("`Trainer` requires either a `model` or `model_init` argument.")
             set_seed(args.seed)
-            model = model_init()
+            model = self.call_model_init()  # as transformers: a one-argument model_init gets trial=None
         self.model = model
+        self.hp_name = None  # set by `hyperparameter_search`, as in transformers
+        self.hp_search_backend = None
         self.processing_class = processing_class if processing_class is not None else tokenizer
         self.data_collator = data_collator
         self.train_dataset = train_dataset
@@ -1005,6 +1008,50 @@ class Trainer:
             barrier()  # rank 0 may still be writing the checkpoint the others are about to read
         logger.info(f"Loading best model from {self.state.best_model_checkpoint} (score: {self.state.best_metric}).")
         self._load_model_weights(self.state.best_model_checkpoint)
+
+    # ------------------------------------------------------------------ hyperparameter search
+    def hyperparameter_search(
+        self,
+        hp_space: Optional[Callable] = None,
+        compute_objective: Optional[Callable[[dict], float]] = None,
+        n_trials: int = 20,
+        direction: Union[str, list] = "minimize",
+        backend=None,
+        hp_name: Optional[Callable] = None,
+        **kwargs,
+    ):
+        """Hyperparameter search with optuna, as transformers' `Trainer.hyperparameter_search`.
+
+        Needs a Trainer built with `model_init`: every trial re-creates the model, applies `hp_space(trial)` to a
+        copy of the `TrainingArguments`, trains and evaluates (see `mindone_ft.hyperparameter_search`). optuna is
+        imported only here (`pip install optuna==5.0.0`).
+
+        Args:
+            hp_space (`Callable[[optuna.Trial], dict]`, *optional*): the search space; defaults to
+                `default_hp_space_optuna` (learning rate, epochs, seed, train batch size).
+            compute_objective (`Callable[[dict], float]`, *optional*): the objective from the evaluation
+                metrics; defaults to `default_compute_objective` (the eval loss, or the sum of the other metrics).
+            n_trials (`int`, *optional*, defaults to 20): number of trials.
+            direction (`str` or `list[str]`, *optional*, defaults to `"minimize"`): `"minimize"` or `"maximize"`,
+                or a list of them for several objectives.
+            backend (`str`, *optional*): `"optuna"` (or `None`); other backends raise a ValueError.
+            hp_name (`Callable[[optuna.Trial], str]`, *optional*): a trial's run name (default `run-<number>`).
+            kwargs: passed to `optuna.create_study` (e.g. `sampler`, `pruner`, `study_name`, `storage`), except
+                `timeout`, `gc_after_trial` and `catch`, which go to `Study.optimize`.
+
+        Returns:
+            `BestRun(run_id, objective, hyperparameters, run_summary)`, or a list of them for several directions.
+        """
+        from .hyperparameter_search import hyperparameter_search
+
+        return hyperparameter_search(self, hp_space=hp_space, compute_objective=compute_objective, n_trials=n_trials,
+                                     direction=direction, backend=backend, hp_name=hp_name, **kwargs)
+
+    def call_model_init(self, trial=None) -> nn.Cell:
+        """A fresh model from `model_init` (called with `trial` when it takes one argument), as in transformers."""
+        from .hyperparameter_search import call_model_init
+
+        return call_model_init(self, trial)
 
 
 # ---------------------------------------------------------------------- helpers
