@@ -296,6 +296,46 @@ _matmul = ops.BatchMatMul()
 _matmul_transpose_b = ops.BatchMatMul(transpose_b=True)
 
 
+class MultiHeadSelfAttention(nn.Cell):
+    """What the eager self-attention cells of BERT-like families share: the head sizes, the softmax, the dropout on
+    the probabilities, and `attend`. Subclasses add their projections under their checkpoint names (BERT's
+    `query`/`key`/`value`, MPNet's `q`/`k`/`v`, DistilBERT's `q_lin`/`k_lin`/`v_lin`) and call `attend`.
+
+    Args:
+        hidden_size (`int`): width of the hidden states, split evenly between the heads.
+        num_attention_heads (`int`): number of heads.
+        dropout_rate (`float`): dropout on the attention probabilities.
+    """
+
+    def __init__(self, hidden_size: int, num_attention_heads: int, dropout_rate: float):
+        super().__init__()
+        if hidden_size % num_attention_heads != 0:
+            raise ValueError(
+                f"The hidden size ({hidden_size}) is not a multiple of the number of attention "
+                f"heads ({num_attention_heads})"
+            )
+        self.num_attention_heads = num_attention_heads
+        self.attention_head_size = hidden_size // num_attention_heads
+        self.all_head_size = self.num_attention_heads * self.attention_head_size
+        self.scaling = self.attention_head_size**-0.5
+        self.softmax = Softmax()
+        self.dropout = Dropout(p=dropout_rate)
+
+    def _split_heads(self, x):
+        batch_size, seq_length = x.shape[0], x.shape[1]
+        return x.view(batch_size, seq_length, self.num_attention_heads, self.attention_head_size).swapaxes(1, 2)
+
+    def attend(self, query, key, value, attention_mask=None, head_mask=None):
+        """Attention of the projected `query`, `key`, `value` `(batch, seq, all_head_size)`; `attention_mask` is
+        additive (see `eager_attention`). Returns `(context (batch, seq, all_head_size), probabilities)`."""
+        context, probs = eager_attention(
+            self._split_heads(query), self._split_heads(key), self._split_heads(value), attention_mask,
+            self.scaling, self.softmax, self.dropout, head_mask,
+        )
+        context = context.reshape(context.shape[0], context.shape[1], self.all_head_size)
+        return context, probs
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Losses with PyTorch semantics (mean reduction, `ignore_index` for cross-entropy).
 # ----------------------------------------------------------------------------------------------------------------
@@ -370,8 +410,11 @@ def extended_attention_mask(attention_mask, dtype):
     """An additive mask from a 0/1 (or bool) mask: 0 where attending, the dtype's most negative value elsewhere.
 
     `(batch, key)` becomes `(batch, 1, 1, key)` and `(batch, query, key)` becomes `(batch, 1, query, key)`, ready to
-    be added to `(batch, heads, query, key)` attention scores (transformers' `get_extended_attention_mask`).
+    be added to `(batch, heads, query, key)` attention scores (transformers' `get_extended_attention_mask`). None (no
+    padding) stays None.
     """
+    if attention_mask is None:
+        return None
     if attention_mask.ndim == 2:
         attention_mask = attention_mask.expand_dims(1).expand_dims(1)
     elif attention_mask.ndim == 3:
@@ -458,13 +501,6 @@ def question_answering_loss(start_logits, end_logits, start_positions, end_posit
     return (start_loss + end_loss) / 2
 
 
-def flatten_choices(tensor):
-    """Multiple-choice inputs `(batch, choices, seq[, hidden])` -> `(batch * choices, seq[, hidden])`; None stays."""
-    if tensor is None:
-        return None
-    return tensor.reshape((-1,) + tensor.shape[2:])
-
-
 def with_extras(outputs: tuple, loss, hidden_states: tuple, attentions: tuple) -> tuple:
     """transformers' tuple layout: `(loss?, *outputs, hidden_states?, attentions?)`, absent entries dropped."""
     if loss is not None:
@@ -474,6 +510,121 @@ def with_extras(outputs: tuple, loss, hidden_states: tuple, attentions: tuple) -
     if attentions:
         outputs = outputs + (attentions,)
     return outputs
+
+
+def base_model_outputs(sequence_output, pooled_output, hidden_states, attentions) -> tuple:
+    """`(last_hidden_state, pooler_output?, hidden_states?, attentions?)` of a bare encoder; `pooled_output` is None
+    for encoders without a pooler (or built with `add_pooling_layer=False`)."""
+    outputs = (sequence_output,) if pooled_output is None else (sequence_output, pooled_output)
+    return with_extras(outputs, None, hidden_states, attentions)
+
+
+def classifier_dropout_rate(config, attribute: str = "classifier_dropout") -> float:
+    """The task heads' dropout rate: `config.<attribute>` (BERT's `classifier_dropout`, ALBERT's
+    `classifier_dropout_prob`, DeBERTa's `cls_dropout`), or `hidden_dropout_prob` when that is None or absent."""
+    rate = getattr(config, attribute, None)
+    return config.hidden_dropout_prob if rate is None else rate
+
+
+def sequence_classification_outputs(logits, labels, problem_type: Optional[str], hidden_states, attentions):
+    """`(loss?, logits, ...)` of a `...ForSequenceClassification` head: `logits` `(batch, num_labels)`, the loss of
+    `config.problem_type` (see `sequence_classification_loss`) when `labels` are given."""
+    loss = None
+    if labels is not None:
+        loss = sequence_classification_loss(logits, labels, logits.shape[-1], problem_type)
+    return with_extras((logits,), loss, hidden_states, attentions)
+
+
+def token_classification_outputs(logits, labels, hidden_states, attentions):
+    """`(loss?, logits, ...)` of a per-token classifier: `logits` `(batch, seq, num_labels)`, the cross-entropy over
+    the tokens whose label is not -100 when `labels` `(batch, seq)` are given."""
+    loss = None
+    if labels is not None:
+        loss = cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1))
+    return with_extras((logits,), loss, hidden_states, attentions)
+
+
+# A masked LM head is a per-token classifier over the vocabulary whose unmasked positions are labelled -100.
+masked_lm_outputs = token_classification_outputs
+
+
+def pretraining_outputs(prediction_scores, sentence_scores, labels, sentence_labels, hidden_states, attentions):
+    """`(loss?, prediction_scores, sentence_scores, ...)` of the masked LM + sentence pair pretraining heads (BERT's
+    next sentence prediction, ALBERT's sentence order). The loss, the sum of both cross-entropies, needs both
+    `labels` and `sentence_labels`."""
+    total_loss = None
+    if labels is not None and sentence_labels is not None:
+        masked_lm_loss = cross_entropy(prediction_scores.view(-1, prediction_scores.shape[-1]), labels.view(-1))
+        sentence_loss = cross_entropy(sentence_scores.view(-1, 2), sentence_labels.view(-1))
+        total_loss = masked_lm_loss + sentence_loss
+    return with_extras((prediction_scores, sentence_scores), total_loss, hidden_states, attentions)
+
+
+def span_outputs(logits, start_positions, end_positions, hidden_states, attentions):
+    """`(loss?, start_logits, end_logits, ...)` of a question answering head: `logits` `(batch, seq, 2)` split into
+    the start and end logits, and `question_answering_loss` when both positions are given."""
+    start_logits = logits[:, :, 0]
+    end_logits = logits[:, :, 1]
+    total_loss = None
+    if start_positions is not None and end_positions is not None:
+        total_loss = question_answering_loss(start_logits, end_logits, start_positions, end_positions)
+    return with_extras((start_logits, end_logits), total_loss, hidden_states, attentions)
+
+
+def flatten_choices(*inputs) -> tuple:
+    """`(num_choices, *inputs)` with each multiple-choice input `(batch, num_choices, seq[, hidden])` flattened to
+    `(batch * num_choices, seq[, hidden])` for the encoder; None stays None. `num_choices` is axis 1 of the first
+    input given.
+
+    A loop rather than a comprehension: graph-compiled constructs call this, and MindSpore 2.10 compiles loops
+    over a tuple but not generators.
+    """
+    num_choices = None
+    flattened = ()
+    for tensor in inputs:
+        if tensor is None:
+            flattened = flattened + (None,)
+        else:
+            if num_choices is None:
+                num_choices = tensor.shape[1]
+            flattened = flattened + (tensor.reshape((-1,) + tensor.shape[2:]),)
+    return (num_choices,) + flattened
+
+
+def multiple_choice_outputs(logits, num_choices: int, labels, hidden_states, attentions):
+    """`(loss?, reshaped_logits, ...)` of a multiple choice head: one score per flattened choice `(batch *
+    num_choices, 1)` reshaped to `(batch, num_choices)`, and the cross-entropy over choices when `labels` (the
+    index of the correct choice) are given."""
+    reshaped_logits = logits.view(-1, num_choices)
+    loss = None
+    if labels is not None:
+        loss = cross_entropy(reshaped_logits, labels.view(-1))
+    return with_extras((reshaped_logits,), loss, hidden_states, attentions)
+
+
+class ClassificationHead(nn.Cell):
+    """Sentence classification on the first token: dropout, `dense`, activation, dropout, `out_proj`
+    (transformers' `RobertaClassificationHead` and its copies, which differ in the activation and dropout rate).
+
+    Args:
+        config: a config with `hidden_size` and `num_labels`.
+        activation (`str`): the activation's transformers name (RoBERTa and MPNet: "tanh", ELECTRA: "gelu").
+        dropout_rate (`float`): the rate of both dropouts.
+    """
+
+    def __init__(self, config, activation: str, dropout_rate: float):
+        super().__init__()
+        self.dense = Linear(config.hidden_size, config.hidden_size)
+        self.activation = get_activation(activation)
+        self.dropout = Dropout(p=dropout_rate)
+        self.out_proj = Linear(config.hidden_size, config.num_labels)
+
+    def construct(self, features):
+        # One dropout cell applied twice, like transformers. The second input depends on the first output, so the
+        # second call runs after the first has advanced the cell's random offset: two different masks (checked in
+        # GRAPH and PYNATIVE mode; see `Dropout`).
+        x = self.activation(self.dense(self.dropout(features[:, 0])))
+        return self.out_proj(self.dropout(x))
 
 
 def bidirectional_attention_mask(attention_mask, seq_length: int, dtype, sliding_window: Optional[int] = None):

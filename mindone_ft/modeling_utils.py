@@ -429,6 +429,10 @@ class MSPreTrainedModel(TrainEvalModeMixin, nn.Cell):
     output_class = None
     loss_input_names: Tuple[str, ...] = ()
     _tied_weights_keys: Dict[str, str] = {}
+    # Where a base model keeps its word embedding cell: `self.embeddings.<_input_embed_layer>`.
+    _input_embed_layer = "word_embeddings"
+    # Cells whose own `bias` Parameter starts at zero (the LM heads' output-only bias, tied to `decoder.bias`).
+    _zero_init_bias_cells: Tuple[type, ...] = ()
     _keys_to_ignore_on_load_unexpected: List[str] = [r"(^|\.)position_ids$", r"(^|\.)token_type_ids$"]
 
     def __init__(self, config, *args, **kwargs):
@@ -468,13 +472,30 @@ class MSPreTrainedModel(TrainEvalModeMixin, nn.Cell):
         elif isinstance(cell, RMSNorm):
             fill = "zeros" if cell.unit_offset else "ones"
             cell.weight.set_data(initializer(fill, cell.weight.shape, cell.weight.dtype))
+        elif isinstance(cell, self._zero_init_bias_cells):
+            cell.bias.set_data(initializer("zeros", cell.bias.shape, cell.bias.dtype))
 
     def get_input_embeddings(self) -> nn.Cell:
-        """The word embedding cell (its `weight` is `(vocab_size, hidden_size)`)."""
+        """The word embedding cell (its `weight` is `(vocab_size, hidden_size)`): the base model's, or in a base
+        model `self.embeddings.<_input_embed_layer>`."""
         base = getattr(self, self.base_model_prefix, None)
-        if base is None or base is self:
-            raise NotImplementedError(f"{type(self).__name__} does not define get_input_embeddings().")
-        return base.get_input_embeddings()
+        if base is not None and base is not self:
+            return base.get_input_embeddings()
+        return getattr(self._embeddings_cell("get_input_embeddings"), self._input_embed_layer)
+
+    def set_input_embeddings(self, value: nn.Cell) -> None:
+        """Replaces the word embedding cell (see `get_input_embeddings`)."""
+        base = getattr(self, self.base_model_prefix, None)
+        if base is not None and base is not self:
+            base.set_input_embeddings(value)
+            return
+        setattr(self._embeddings_cell("set_input_embeddings"), self._input_embed_layer, value)
+
+    def _embeddings_cell(self, caller: str) -> nn.Cell:
+        embeddings = getattr(self, "embeddings", None)
+        if embeddings is None:
+            raise NotImplementedError(f"{type(self).__name__} does not define {caller}().")
+        return embeddings
 
     def get_output_embeddings(self) -> Optional[nn.Cell]:
         """The output projection tied to the input embeddings (language-model heads), else None."""
@@ -1100,6 +1121,8 @@ class MSPreTrainedModel(TrainEvalModeMixin, nn.Cell):
             dropped.add("hidden_states")
         if not output_attentions:
             dropped.add("attentions")
+        if getattr(self, "pooler", False) is None:  # a base model built with `add_pooling_layer=False`
+            dropped.add("pooler_output")
         return [f.name for f in self.output_class.__dataclass_fields__.values() if f.name not in dropped]
 
     def _prepare_call(self, arguments: Dict[str, Any]) -> None:

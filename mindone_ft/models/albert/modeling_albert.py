@@ -22,9 +22,10 @@ from ...modeling_layers import (
     Dropout,
     LayerNorm,
     Linear,
-    cross_entropy,
     extended_attention_mask,
     get_activation,
+    masked_lm_outputs,
+    pretraining_outputs,
     with_extras,
 )
 from ...modeling_outputs import AlbertForPreTrainingOutput, BaseModelOutputWithPooling, MaskedLMOutput
@@ -62,7 +63,7 @@ class AlbertAttention(BertSelfAttention):
         self.LayerNorm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
     def construct(self, hidden_states, attention_mask=None):
-        context, probs = super().construct(hidden_states, attention_mask)
+        context, probs = super(AlbertAttention, self).construct(hidden_states, attention_mask)
         attention_output = self.output_dropout(self.dense(context))
         return self.LayerNorm(hidden_states + attention_output), probs
 
@@ -178,11 +179,16 @@ class AlbertPreTrainedModel(MSPreTrainedModel):
 
     config_class = AlbertConfig
     base_model_prefix = "albert"
+    classifier_dropout_attribute = "classifier_dropout_prob"  # the rate of the BERT heads' dropout (see below)
 
     def _init_weights(self, cell: nn.Cell) -> None:
         super()._init_weights(cell)
         if isinstance(cell, AlbertMLMHead):
             cell.bias.set_data(initializer("zeros", cell.bias.shape, cell.bias.dtype))
+
+    def _add_base_model(self, config: AlbertConfig, add_pooling_layer: bool = True) -> None:
+        """The hook through which the BERT heads reused below build their encoder: `self.albert`."""
+        self.albert = AlbertModel(config, add_pooling_layer=add_pooling_layer)
 
     def _run_bert(self, input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
                   output_attentions, output_hidden_states):
@@ -287,12 +293,9 @@ class AlbertForPreTraining(AlbertPreTrainedModel):
         )
         prediction_scores = self.predictions(sequence_output)
         sop_scores = self.sop_classifier(pooled_output)
-        total_loss = None
-        if labels is not None and sentence_order_label is not None:
-            masked_lm_loss = cross_entropy(prediction_scores.view(-1, self.config.vocab_size), labels.view(-1))
-            sentence_order_loss = cross_entropy(sop_scores.view(-1, 2), sentence_order_label.view(-1))
-            total_loss = masked_lm_loss + sentence_order_loss
-        return with_extras((prediction_scores, sop_scores), total_loss, hidden_states, attentions)
+        return pretraining_outputs(
+            prediction_scores, sop_scores, labels, sentence_order_label, hidden_states, attentions
+        )
 
 
 class AlbertForMaskedLM(AlbertPreTrainedModel):
@@ -323,28 +326,17 @@ class AlbertForMaskedLM(AlbertPreTrainedModel):
             input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
             output_attentions, output_hidden_states,
         )
-        prediction_scores = self.predictions(sequence_output)
-        loss = None
-        if labels is not None:
-            loss = cross_entropy(prediction_scores.view(-1, self.config.vocab_size), labels.view(-1))
-        return with_extras((prediction_scores,), loss, hidden_states, attentions)
+        return masked_lm_outputs(self.predictions(sequence_output), labels, hidden_states, attentions)
 
 
-# The four heads below are BERT's (same module names, losses and outputs): each builds its ALBERT modules and runs
-# BERT's `construct`, which reaches the encoder through `AlbertPreTrainedModel._run_bert`; ALBERT's `construct`
-# has no `head_mask` (transformers 5.23's has none) and passes None for it.
+# The four heads below are BERT's (same module names, layers, losses and outputs): BERT's `__init__` builds the
+# encoder through `AlbertPreTrainedModel._add_base_model` and its dropout at `classifier_dropout_prob`, and BERT's
+# `construct` reaches the encoder through `AlbertPreTrainedModel._run_bert`. ALBERT's `construct` has no
+# `head_mask` (transformers 5.23's has none) and passes None for it.
 
 
 class AlbertForSequenceClassification(AlbertPreTrainedModel, BertForSequenceClassification):
     """ALBERT with a classification (or regression, `num_labels == 1`) head on the pooled [CLS] output."""
-
-    def __init__(self, config: AlbertConfig):
-        MSPreTrainedModel.__init__(self, config)  # not BERT's head's: it builds a BertModel
-        self.num_labels = config.num_labels
-        self.albert = AlbertModel(config)
-        self.dropout = Dropout(p=config.classifier_dropout_prob)
-        self.classifier = Linear(config.hidden_size, config.num_labels)
-        self.post_init()
 
     def construct(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                   inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
@@ -355,23 +347,16 @@ class AlbertForSequenceClassification(AlbertPreTrainedModel, BertForSequenceClas
             floats for multi-label classification; see `config.problem_type`. See `AlbertModel.construct` for the
             others.
         """
-        return super().construct(input_ids, attention_mask, token_type_ids, position_ids, None, inputs_embeds,
-                                 labels, output_attentions, output_hidden_states)
+        return super(AlbertForSequenceClassification, self).construct(
+            input_ids, attention_mask, token_type_ids, position_ids, None, inputs_embeds, labels, output_attentions,
+            output_hidden_states,
+        )
 
 
 class AlbertForTokenClassification(AlbertPreTrainedModel, BertForTokenClassification):
     """ALBERT with a per-token classification head (e.g. named entity recognition)."""
 
     _keys_to_ignore_on_load_unexpected = _IGNORE_POOLER
-
-    def __init__(self, config: AlbertConfig):
-        MSPreTrainedModel.__init__(self, config)  # not BERT's head's: it builds a BertModel
-        self.num_labels = config.num_labels
-        self.albert = AlbertModel(config, add_pooling_layer=False)
-        rate = config.classifier_dropout_prob
-        self.dropout = Dropout(p=rate if rate is not None else config.hidden_dropout_prob)
-        self.classifier = Linear(config.hidden_size, config.num_labels)
-        self.post_init()
 
     def construct(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                   inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
@@ -380,21 +365,16 @@ class AlbertForTokenClassification(AlbertPreTrainedModel, BertForTokenClassifica
         labels (`Tensor` of shape `(batch_size, sequence_length)`, *optional*): class index per token, -100 for
             tokens the loss ignores (padding, sub-words). See `AlbertModel.construct` for the others.
         """
-        return super().construct(input_ids, attention_mask, token_type_ids, position_ids, None, inputs_embeds,
-                                 labels, output_attentions, output_hidden_states)
+        return super(AlbertForTokenClassification, self).construct(
+            input_ids, attention_mask, token_type_ids, position_ids, None, inputs_embeds, labels, output_attentions,
+            output_hidden_states,
+        )
 
 
 class AlbertForQuestionAnswering(AlbertPreTrainedModel, BertForQuestionAnswering):
     """ALBERT with a span extraction head (start and end logits), e.g. for SQuAD."""
 
     _keys_to_ignore_on_load_unexpected = _IGNORE_POOLER
-
-    def __init__(self, config: AlbertConfig):
-        MSPreTrainedModel.__init__(self, config)  # not BERT's head's: it builds a BertModel
-        self.num_labels = config.num_labels
-        self.albert = AlbertModel(config, add_pooling_layer=False)
-        self.qa_outputs = Linear(config.hidden_size, config.num_labels)
-        self.post_init()
 
     def construct(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                   inputs_embeds=None, start_positions=None, end_positions=None, output_attentions=None,
@@ -403,19 +383,14 @@ class AlbertForQuestionAnswering(AlbertPreTrainedModel, BertForQuestionAnswering
         start_positions / end_positions (`Tensor` of shape `(batch_size,)`, *optional*): token index of the span
             start / end; positions outside the sequence are ignored by the loss. See `AlbertModel.construct`.
         """
-        return super().construct(input_ids, attention_mask, token_type_ids, position_ids, None, inputs_embeds,
-                                 start_positions, end_positions, output_attentions, output_hidden_states)
+        return super(AlbertForQuestionAnswering, self).construct(
+            input_ids, attention_mask, token_type_ids, position_ids, None, inputs_embeds, start_positions,
+            end_positions, output_attentions, output_hidden_states,
+        )
 
 
 class AlbertForMultipleChoice(AlbertPreTrainedModel, BertForMultipleChoice):
     """ALBERT with a multiple choice head: one score per choice from the pooled output, softmax over choices."""
-
-    def __init__(self, config: AlbertConfig):
-        MSPreTrainedModel.__init__(self, config)  # not BERT's head's: it builds a BertModel
-        self.albert = AlbertModel(config)
-        self.dropout = Dropout(p=config.classifier_dropout_prob)
-        self.classifier = Linear(config.hidden_size, 1)
-        self.post_init()
 
     def construct(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                   inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
@@ -424,5 +399,7 @@ class AlbertForMultipleChoice(AlbertPreTrainedModel, BertForMultipleChoice):
         Inputs have shape `(batch_size, num_choices, sequence_length)` (`inputs_embeds` one more axis).
         labels (`Tensor` of shape `(batch_size,)`, *optional*): index of the correct choice.
         """
-        return super().construct(input_ids, attention_mask, token_type_ids, position_ids, None, inputs_embeds,
-                                 labels, output_attentions, output_hidden_states)
+        return super(AlbertForMultipleChoice, self).construct(
+            input_ids, attention_mask, token_type_ids, position_ids, None, inputs_embeds, labels, output_attentions,
+            output_hidden_states,
+        )

@@ -26,16 +26,19 @@ from ...modeling_layers import (
     Embedding,
     LayerNorm,
     Linear,
-    Softmax,
-    cross_entropy,
-    eager_attention,
+    MultiHeadSelfAttention,
+    classifier_dropout_rate,
     expand_head_mask,
     extended_attention_mask,
     flatten_choices,
     get_activation,
     infer_problem_type,
-    question_answering_loss,
-    sequence_classification_loss,
+    masked_lm_outputs,
+    multiple_choice_outputs,
+    pretraining_outputs,
+    sequence_classification_outputs,
+    span_outputs,
+    token_classification_outputs,
     with_extras,
 )
 from ...modeling_utils import MSPreTrainedModel
@@ -81,38 +84,17 @@ class BertEmbeddings(nn.Cell):
         return self.dropout(embeddings)
 
 
-class BertSelfAttention(nn.Cell):
+class BertSelfAttention(MultiHeadSelfAttention):
     def __init__(self, config: BertConfig):
-        super().__init__()
-        if config.hidden_size % config.num_attention_heads != 0:
-            raise ValueError(
-                f"The hidden size ({config.hidden_size}) is not a multiple of the number of attention "
-                f"heads ({config.num_attention_heads})"
-            )
-        self.num_attention_heads = config.num_attention_heads
-        self.attention_head_size = config.hidden_size // config.num_attention_heads
-        self.all_head_size = self.num_attention_heads * self.attention_head_size
-        self.scaling = self.attention_head_size**-0.5
-
+        super().__init__(config.hidden_size, config.num_attention_heads, config.attention_probs_dropout_prob)
         self.query = Linear(config.hidden_size, self.all_head_size)
         self.key = Linear(config.hidden_size, self.all_head_size)
         self.value = Linear(config.hidden_size, self.all_head_size)
-        self.softmax = Softmax()
-        self.dropout = Dropout(p=config.attention_probs_dropout_prob)
-
-    def _split_heads(self, x):
-        batch_size, seq_length = x.shape[0], x.shape[1]
-        return x.view(batch_size, seq_length, self.num_attention_heads, self.attention_head_size).swapaxes(1, 2)
 
     def construct(self, hidden_states, attention_mask=None, head_mask=None):
-        query = self._split_heads(self.query(hidden_states))
-        key = self._split_heads(self.key(hidden_states))
-        value = self._split_heads(self.value(hidden_states))
-        context, probs = eager_attention(
-            query, key, value, attention_mask, self.scaling, self.softmax, self.dropout, head_mask
+        return self.attend(
+            self.query(hidden_states), self.key(hidden_states), self.value(hidden_states), attention_mask, head_mask
         )
-        context = context.reshape(context.shape[0], context.shape[1], self.all_head_size)
-        return context, probs
 
 
 class BertSelfOutput(nn.Cell):
@@ -255,6 +237,9 @@ class BertPreTrainedModel(MSPreTrainedModel):
 
     config_class = BertConfig
     base_model_prefix = "bert"
+    # The config attribute holding the task heads' dropout rate (None: `hidden_dropout_prob`); families reusing
+    # the heads name theirs (ALBERT: `classifier_dropout_prob`).
+    classifier_dropout_attribute = "classifier_dropout"
 
     def _init_weights(self, cell: nn.Cell) -> None:
         super()._init_weights(cell)
@@ -301,10 +286,6 @@ class BertModel(BertPreTrainedModel):
     def set_input_embeddings(self, value: Embedding) -> None:
         self.embeddings.word_embeddings = value
 
-    def _output_fields(self, has_loss, output_hidden_states, output_attentions):
-        fields = super()._output_fields(has_loss, output_hidden_states, output_attentions)
-        return fields if self.pooler is not None else [f for f in fields if f != "pooler_output"]
-
     def forward_parts(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                       head_mask=None, inputs_embeds=None, output_attentions=False, output_hidden_states=False):
         """Encoder pass returning `(sequence_output, pooled_output or None, hidden_states, attentions)`."""
@@ -346,11 +327,6 @@ class BertModel(BertPreTrainedModel):
         return with_extras(outputs, None, hidden_states, attentions)
 
 
-def _classifier_dropout(config: BertConfig) -> Dropout:
-    rate = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-    return Dropout(p=rate)
-
-
 class BertForPreTraining(BertPreTrainedModel):
     """BERT with the two pretraining heads: masked language modeling and next sentence prediction."""
 
@@ -383,12 +359,9 @@ class BertForPreTraining(BertPreTrainedModel):
             output_attentions, output_hidden_states,
         )
         prediction_scores, seq_relationship_score = self.cls(sequence_output, pooled_output)
-        total_loss = None
-        if labels is not None and next_sentence_label is not None:
-            masked_lm_loss = cross_entropy(prediction_scores.view(-1, self.config.vocab_size), labels.view(-1))
-            next_sentence_loss = cross_entropy(seq_relationship_score.view(-1, 2), next_sentence_label.view(-1))
-            total_loss = masked_lm_loss + next_sentence_loss
-        return with_extras((prediction_scores, seq_relationship_score), total_loss, hidden_states, attentions)
+        return pretraining_outputs(
+            prediction_scores, seq_relationship_score, labels, next_sentence_label, hidden_states, attentions
+        )
 
 
 class BertForMaskedLM(BertPreTrainedModel):
@@ -421,11 +394,7 @@ class BertForMaskedLM(BertPreTrainedModel):
             input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
             output_attentions, output_hidden_states,
         )
-        prediction_scores = self.cls(sequence_output)
-        loss = None
-        if labels is not None:
-            loss = cross_entropy(prediction_scores.view(-1, self.config.vocab_size), labels.view(-1))
-        return with_extras((prediction_scores,), loss, hidden_states, attentions)
+        return masked_lm_outputs(self.cls(sequence_output), labels, hidden_states, attentions)
 
 
 
@@ -438,8 +407,8 @@ class BertForSequenceClassification(BertPreTrainedModel):
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.num_labels = config.num_labels
-        self.bert = BertModel(config)
-        self.dropout = _classifier_dropout(config)
+        self._add_base_model(config)
+        self.dropout = Dropout(p=classifier_dropout_rate(config, self.classifier_dropout_attribute))
         self.classifier = Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
@@ -463,10 +432,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
             output_attentions, output_hidden_states,
         )
         logits = self.classifier(self.dropout(pooled_output))
-        loss = None
-        if labels is not None:
-            loss = sequence_classification_loss(logits, labels, self.num_labels, self.config.problem_type)
-        return with_extras((logits,), loss, hidden_states, attentions)
+        return sequence_classification_outputs(logits, labels, self.config.problem_type, hidden_states, attentions)
 
 
 class BertForMultipleChoice(BertPreTrainedModel):
@@ -477,8 +443,8 @@ class BertForMultipleChoice(BertPreTrainedModel):
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
-        self.bert = BertModel(config)
-        self.dropout = _classifier_dropout(config)
+        self._add_base_model(config)
+        self.dropout = Dropout(p=classifier_dropout_rate(config, self.classifier_dropout_attribute))
         self.classifier = Linear(config.hidden_size, 1)
         self.post_init()
 
@@ -489,20 +455,15 @@ class BertForMultipleChoice(BertPreTrainedModel):
         Inputs have shape `(batch_size, num_choices, sequence_length)` (`inputs_embeds` one more axis).
         labels (`Tensor` of shape `(batch_size,)`, *optional*): index of the correct choice.
         """
-        num_choices = input_ids.shape[1] if input_ids is not None else inputs_embeds.shape[1]
-        input_ids, attention_mask = flatten_choices(input_ids), flatten_choices(attention_mask)
-        token_type_ids, position_ids = flatten_choices(token_type_ids), flatten_choices(position_ids)
-        inputs_embeds = flatten_choices(inputs_embeds)
+        num_choices, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds = flatten_choices(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds
+        )
         _, pooled_output, hidden_states, attentions = self._run_bert(
             input_ids, attention_mask, token_type_ids, position_ids, head_mask, inputs_embeds,
             output_attentions, output_hidden_states,
         )
         logits = self.classifier(self.dropout(pooled_output))
-        reshaped_logits = logits.view(-1, num_choices)
-        loss = None
-        if labels is not None:
-            loss = cross_entropy(reshaped_logits, labels.view(-1))
-        return with_extras((reshaped_logits,), loss, hidden_states, attentions)
+        return multiple_choice_outputs(logits, num_choices, labels, hidden_states, attentions)
 
 
 class BertForTokenClassification(BertPreTrainedModel):
@@ -516,7 +477,7 @@ class BertForTokenClassification(BertPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self._add_base_model(config, add_pooling_layer=False)
-        self.dropout = _classifier_dropout(config)
+        self.dropout = Dropout(p=classifier_dropout_rate(config, self.classifier_dropout_attribute))
         self.classifier = Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
@@ -532,10 +493,7 @@ class BertForTokenClassification(BertPreTrainedModel):
             output_attentions, output_hidden_states,
         )
         logits = self.classifier(self.dropout(sequence_output))
-        loss = None
-        if labels is not None:
-            loss = cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
-        return with_extras((logits,), loss, hidden_states, attentions)
+        return token_classification_outputs(logits, labels, hidden_states, attentions)
 
 
 class BertForQuestionAnswering(BertPreTrainedModel):
@@ -564,9 +522,4 @@ class BertForQuestionAnswering(BertPreTrainedModel):
             output_attentions, output_hidden_states,
         )
         logits = self.qa_outputs(sequence_output)
-        start_logits = logits[:, :, 0]
-        end_logits = logits[:, :, 1]
-        total_loss = None
-        if start_positions is not None and end_positions is not None:
-            total_loss = question_answering_loss(start_logits, end_logits, start_positions, end_positions)
-        return with_extras((start_logits, end_logits), total_loss, hidden_states, attentions)
+        return span_outputs(logits, start_positions, end_positions, hidden_states, attentions)

@@ -24,13 +24,16 @@ from ...modeling_layers import (
     LayerNorm,
     Linear,
     Softmax,
-    cross_entropy,
+    classifier_dropout_rate,
     dtype_min,
     flatten_choices,
     get_activation,
+    masked_lm_outputs,
     mse_loss,
-    question_answering_loss,
+    multiple_choice_outputs,
     sequence_classification_loss,
+    span_outputs,
+    token_classification_outputs,
     with_extras,
 )
 from ...modeling_outputs import (
@@ -658,18 +661,27 @@ class DebertaV2ForMaskedLM(DebertaV2PreTrainedModel):
             prediction_scores = self.cls(sequence_output)
         else:
             prediction_scores = self.lm_predictions(sequence_output, self.deberta.embeddings.word_embeddings.weight)
-        loss = None
-        if labels is not None:
-            loss = cross_entropy(prediction_scores.view(-1, self.config.vocab_size), labels.view(-1))
-        return with_extras((prediction_scores,), loss, hidden_states, attentions)
+        return masked_lm_outputs(prediction_scores, labels, hidden_states, attentions)
 
 
-def _cls_dropout(config: DebertaV2Config) -> Dropout:
-    rate = getattr(config, "cls_dropout", None)
-    return Dropout(p=config.hidden_dropout_prob if rate is None else rate)
+class _DebertaV2WithContextPooler(DebertaV2PreTrainedModel):
+    """The sequence classification and multiple choice heads' common part: encoder, `ContextPooler`, dropout
+    (`cls_dropout`, else `hidden_dropout_prob`) and a `classifier` Linear."""
+
+    def __init__(self, config: DebertaV2Config, num_outputs: int):
+        super().__init__(config)
+        self.num_labels = getattr(config, "num_labels", 2)
+        self.deberta = DebertaV2Model(config)
+        self.pooler = ContextPooler(config)
+        self.classifier = Linear(self.pooler.output_dim, num_outputs)
+        self.dropout = Dropout(p=classifier_dropout_rate(config, "cls_dropout"))
+        self.post_init()
+
+    def _classify(self, sequence_output):
+        return self.classifier(self.dropout(self.pooler(sequence_output)))
 
 
-class DebertaV2ForSequenceClassification(DebertaV2PreTrainedModel):
+class DebertaV2ForSequenceClassification(_DebertaV2WithContextPooler):
     """DeBERTa-v2 with a classification (or regression, `num_labels == 1`) head on the `ContextPooler` output.
 
     Without `config.problem_type` the loss follows DeBERTa's own rule (see `deberta_sequence_classification_loss`),
@@ -680,13 +692,7 @@ class DebertaV2ForSequenceClassification(DebertaV2PreTrainedModel):
     loss_input_names = ("labels",)
 
     def __init__(self, config: DebertaV2Config):
-        super().__init__(config)
-        self.num_labels = getattr(config, "num_labels", 2)
-        self.deberta = DebertaV2Model(config)
-        self.pooler = ContextPooler(config)
-        self.classifier = Linear(self.pooler.output_dim, self.num_labels)
-        self.dropout = _cls_dropout(config)
-        self.post_init()
+        super().__init__(config, getattr(config, "num_labels", 2))
 
     def construct(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                   inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
@@ -701,7 +707,7 @@ class DebertaV2ForSequenceClassification(DebertaV2PreTrainedModel):
             input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
             output_attentions, output_hidden_states,
         )
-        logits = self.classifier(self.dropout(self.pooler(sequence_output)))
+        logits = self._classify(sequence_output)
         loss = None
         if labels is not None:
             if self.config.problem_type is None and self.num_labels == 1:
@@ -736,10 +742,7 @@ class DebertaV2ForTokenClassification(DebertaV2PreTrainedModel):
             output_attentions, output_hidden_states,
         )
         logits = self.classifier(self.dropout(sequence_output))
-        loss = None
-        if labels is not None:
-            loss = cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
-        return with_extras((logits,), loss, hidden_states, attentions)
+        return token_classification_outputs(logits, labels, hidden_states, attentions)
 
 
 class DebertaV2ForQuestionAnswering(DebertaV2PreTrainedModel):
@@ -767,28 +770,17 @@ class DebertaV2ForQuestionAnswering(DebertaV2PreTrainedModel):
             output_attentions, output_hidden_states,
         )
         logits = self.qa_outputs(sequence_output)
-        start_logits = logits[:, :, 0]
-        end_logits = logits[:, :, 1]
-        total_loss = None
-        if start_positions is not None and end_positions is not None:
-            total_loss = question_answering_loss(start_logits, end_logits, start_positions, end_positions)
-        return with_extras((start_logits, end_logits), total_loss, hidden_states, attentions)
+        return span_outputs(logits, start_positions, end_positions, hidden_states, attentions)
 
 
-class DebertaV2ForMultipleChoice(DebertaV2PreTrainedModel):
+class DebertaV2ForMultipleChoice(_DebertaV2WithContextPooler):
     """DeBERTa-v2 with a multiple choice head: one score per choice from the `ContextPooler` output."""
 
     output_class = MultipleChoiceModelOutput
     loss_input_names = ("labels",)
 
     def __init__(self, config: DebertaV2Config):
-        super().__init__(config)
-        self.num_labels = getattr(config, "num_labels", 2)
-        self.deberta = DebertaV2Model(config)
-        self.pooler = ContextPooler(config)
-        self.classifier = Linear(self.pooler.output_dim, 1)
-        self.dropout = _cls_dropout(config)
-        self.post_init()
+        super().__init__(config, 1)
 
     def construct(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
                   inputs_embeds=None, labels=None, output_attentions=None, output_hidden_states=None,
@@ -797,17 +789,11 @@ class DebertaV2ForMultipleChoice(DebertaV2PreTrainedModel):
         Inputs have shape `(batch_size, num_choices, sequence_length)` (`inputs_embeds` one more axis).
         labels (`Tensor` of shape `(batch_size,)`, *optional*): index of the correct choice.
         """
-        num_choices = input_ids.shape[1] if input_ids is not None else inputs_embeds.shape[1]
-        input_ids, attention_mask = flatten_choices(input_ids), flatten_choices(attention_mask)
-        token_type_ids, position_ids = flatten_choices(token_type_ids), flatten_choices(position_ids)
-        inputs_embeds = flatten_choices(inputs_embeds)
+        num_choices, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds = flatten_choices(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds
+        )
         sequence_output, hidden_states, attentions = self._run_deberta(
             input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
             output_attentions, output_hidden_states,
         )
-        logits = self.classifier(self.dropout(self.pooler(sequence_output)))
-        reshaped_logits = logits.view(-1, num_choices)
-        loss = None
-        if labels is not None:
-            loss = cross_entropy(reshaped_logits, labels.view(-1))
-        return with_extras((reshaped_logits,), loss, hidden_states, attentions)
+        return multiple_choice_outputs(self._classify(sequence_output), num_choices, labels, hidden_states, attentions)

@@ -16,14 +16,15 @@ from ...modeling_layers import (
     Embedding,
     LayerNorm,
     Linear,
-    Softmax,
-    cross_entropy,
-    eager_attention,
+    MultiHeadSelfAttention,
     extended_attention_mask,
     flatten_choices,
     get_activation,
-    question_answering_loss,
-    sequence_classification_loss,
+    masked_lm_outputs,
+    multiple_choice_outputs,
+    sequence_classification_outputs,
+    span_outputs,
+    token_classification_outputs,
     with_extras,
 )
 from ...modeling_outputs import (
@@ -78,36 +79,20 @@ class Embeddings(nn.Cell):
         return self.dropout(self.LayerNorm(embeddings))
 
 
-class DistilBertSelfAttention(nn.Cell):
+class DistilBertSelfAttention(MultiHeadSelfAttention):
     """Multi-head self-attention with its output projection (`out_lin`) inside, as in transformers."""
 
     def __init__(self, config: DistilBertConfig):
-        super().__init__()
-        if config.dim % config.n_heads != 0:
-            raise ValueError(f"self.n_heads: {config.n_heads} must divide self.dim: {config.dim} evenly")
-        self.n_heads = config.n_heads
-        self.dim = config.dim
-        self.attention_head_size = config.dim // config.n_heads
-        self.scaling = self.attention_head_size**-0.5
-
+        super().__init__(config.dim, config.n_heads, config.attention_dropout)
         self.q_lin = Linear(config.dim, config.dim)
         self.k_lin = Linear(config.dim, config.dim)
         self.v_lin = Linear(config.dim, config.dim)
         self.out_lin = Linear(config.dim, config.dim)
-        self.softmax = Softmax()
-        self.dropout = Dropout(p=config.attention_dropout)
-
-    def _split_heads(self, x):
-        return x.view(x.shape[0], x.shape[1], self.n_heads, self.attention_head_size).swapaxes(1, 2)
 
     def construct(self, hidden_states, attention_mask=None, head_mask=None):
-        query = self._split_heads(self.q_lin(hidden_states))
-        key = self._split_heads(self.k_lin(hidden_states))
-        value = self._split_heads(self.v_lin(hidden_states))
-        context, probs = eager_attention(
-            query, key, value, attention_mask, self.scaling, self.softmax, self.dropout, head_mask
+        context, probs = self.attend(
+            self.q_lin(hidden_states), self.k_lin(hidden_states), self.v_lin(hidden_states), attention_mask, head_mask
         )
-        context = context.reshape(context.shape[0], context.shape[1], self.dim)
         return self.out_lin(context), probs
 
 
@@ -268,10 +253,7 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
         )
         prediction_logits = self.vocab_layer_norm(self.activation(self.vocab_transform(sequence_output)))
         prediction_logits = self.vocab_projector(prediction_logits)
-        loss = None
-        if labels is not None:
-            loss = cross_entropy(prediction_logits.view(-1, prediction_logits.shape[-1]), labels.view(-1))
-        return with_extras((prediction_logits,), loss, hidden_states, attentions)
+        return masked_lm_outputs(prediction_logits, labels, hidden_states, attentions)
 
 
 class DistilBertForSequenceClassification(DistilBertPreTrainedModel):
@@ -304,10 +286,7 @@ class DistilBertForSequenceClassification(DistilBertPreTrainedModel):
             input_ids, attention_mask, inputs_embeds, position_ids, output_attentions, output_hidden_states
         )
         logits = self._classify_first_token(sequence_output)
-        loss = None
-        if labels is not None:
-            loss = sequence_classification_loss(logits, labels, self.num_labels, self.config.problem_type)
-        return with_extras((logits,), loss, hidden_states, attentions)
+        return sequence_classification_outputs(logits, labels, self.config.problem_type, hidden_states, attentions)
 
 
 class DistilBertForMultipleChoice(DistilBertPreTrainedModel):
@@ -331,18 +310,15 @@ class DistilBertForMultipleChoice(DistilBertPreTrainedModel):
         Inputs have shape `(batch_size, num_choices, sequence_length)` (`inputs_embeds` one more axis).
         labels (`Tensor` of shape `(batch_size,)`, *optional*): index of the correct choice.
         """
-        num_choices = input_ids.shape[1] if input_ids is not None else inputs_embeds.shape[1]
-        input_ids, attention_mask = flatten_choices(input_ids), flatten_choices(attention_mask)
         # transformers passes position_ids on unflattened (which fails for 3-d ones); flattened here like the rest.
-        inputs_embeds, position_ids = flatten_choices(inputs_embeds), flatten_choices(position_ids)
+        num_choices, input_ids, attention_mask, inputs_embeds, position_ids = flatten_choices(
+            input_ids, attention_mask, inputs_embeds, position_ids
+        )
         sequence_output, _, hidden_states, attentions = self._run_distilbert(
             input_ids, attention_mask, inputs_embeds, position_ids, output_attentions, output_hidden_states
         )
-        reshaped_logits = self._classify_first_token(sequence_output).view(-1, num_choices)
-        loss = None
-        if labels is not None:
-            loss = cross_entropy(reshaped_logits, labels.view(-1))
-        return with_extras((reshaped_logits,), loss, hidden_states, attentions)
+        logits = self._classify_first_token(sequence_output)
+        return multiple_choice_outputs(logits, num_choices, labels, hidden_states, attentions)
 
 
 class DistilBertForTokenClassification(DistilBertPreTrainedModel):
@@ -369,10 +345,7 @@ class DistilBertForTokenClassification(DistilBertPreTrainedModel):
             input_ids, attention_mask, inputs_embeds, position_ids, output_attentions, output_hidden_states
         )
         logits = self.classifier(self.dropout(sequence_output))
-        loss = None
-        if labels is not None:
-            loss = cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
-        return with_extras((logits,), loss, hidden_states, attentions)
+        return token_classification_outputs(logits, labels, hidden_states, attentions)
 
 
 class DistilBertForQuestionAnswering(DistilBertPreTrainedModel):
@@ -401,9 +374,4 @@ class DistilBertForQuestionAnswering(DistilBertPreTrainedModel):
             input_ids, attention_mask, inputs_embeds, position_ids, output_attentions, output_hidden_states
         )
         logits = self.qa_outputs(self.dropout(sequence_output))
-        start_logits = logits[:, :, 0]
-        end_logits = logits[:, :, 1]
-        total_loss = None
-        if start_positions is not None and end_positions is not None:
-            total_loss = question_answering_loss(start_logits, end_logits, start_positions, end_positions)
-        return with_extras((start_logits, end_logits), total_loss, hidden_states, attentions)
+        return span_outputs(logits, start_positions, end_positions, hidden_states, attentions)

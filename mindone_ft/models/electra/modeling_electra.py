@@ -13,17 +13,22 @@ from mindspore import nn
 from transformers import ElectraConfig
 
 from ...modeling_layers import (
+    ClassificationHead,
+    Dropout,
     Embedding,
     LayerNorm,
     Linear,
     SequenceSummary,
     bce_with_logits,
-    cross_entropy,
+    classifier_dropout_rate,
     extended_attention_mask,
     flatten_choices,
     get_activation,
-    question_answering_loss,
-    sequence_classification_loss,
+    masked_lm_outputs,
+    multiple_choice_outputs,
+    sequence_classification_outputs,
+    span_outputs,
+    token_classification_outputs,
     with_extras,
 )
 from ...modeling_outputs import (
@@ -36,12 +41,7 @@ from ...modeling_outputs import (
     TokenClassifierOutput,
 )
 from ...modeling_utils import MSPreTrainedModel
-from ..bert.modeling_bert import (
-    BertEmbeddings,
-    BertEncoder,
-    BertForSequenceClassification,
-    _classifier_dropout,
-)
+from ..bert.modeling_bert import BertEmbeddings, BertEncoder, BertForSequenceClassification
 
 __all__ = [
     "ElectraPreTrainedModel",
@@ -88,26 +88,6 @@ class ElectraGeneratorPredictions(nn.Cell):
 
     def construct(self, generator_hidden_states):
         return self.LayerNorm(self.activation(self.dense(generator_hidden_states)))
-
-
-class ElectraClassificationHead(nn.Cell):
-    """Sentence classification on the first token: dropout, dense, GELU (transformers hard-codes it: "although BERT
-    uses tanh here, it seems Electra authors used gelu"), dropout, `out_proj`."""
-
-    def __init__(self, config: ElectraConfig):
-        super().__init__()
-        self.dense = Linear(config.hidden_size, config.hidden_size)
-        self.activation = get_activation("gelu")
-        self.dropout = _classifier_dropout(config)
-        self.out_proj = Linear(config.hidden_size, config.num_labels)
-
-    def construct(self, features):
-        # One dropout cell applied twice, like transformers. The second input depends on the first output, so the
-        # second call runs after the first has advanced the cell's random offset: two different masks (checked in
-        # GRAPH and PYNATIVE mode; see `mindone_ft.modeling_layers.Dropout`).
-        x = self.dropout(features[:, 0, :])
-        x = self.activation(self.dense(x))
-        return self.out_proj(self.dropout(x))
 
 
 class ElectraPreTrainedModel(MSPreTrainedModel):
@@ -253,14 +233,13 @@ class ElectraForMaskedLM(ElectraPreTrainedModel):
             output_hidden_states,
         )
         prediction_scores = self.generator_lm_head(self.generator_predictions(sequence_output))
-        loss = None
-        if labels is not None:
-            loss = cross_entropy(prediction_scores.view(-1, self.config.vocab_size), labels.view(-1))
-        return with_extras((prediction_scores,), loss, hidden_states, attentions)
+        return masked_lm_outputs(prediction_scores, labels, hidden_states, attentions)
 
 
 class ElectraForSequenceClassification(ElectraPreTrainedModel):
-    """ELECTRA with a classification (or regression, `num_labels == 1`) head on the first token."""
+    """ELECTRA with a classification (or regression, `num_labels == 1`) head on the first token: dropout, dense,
+    GELU (transformers hard-codes it: "although BERT uses tanh here, it seems Electra authors used gelu"), dropout,
+    `out_proj`."""
 
     output_class = SequenceClassifierOutput
     loss_input_names = ("labels",)
@@ -271,7 +250,7 @@ class ElectraForSequenceClassification(ElectraPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.electra = ElectraModel(config)
-        self.classifier = ElectraClassificationHead(config)
+        self.classifier = ClassificationHead(config, "gelu", classifier_dropout_rate(config))
         self.post_init()
 
     def construct(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
@@ -288,10 +267,7 @@ class ElectraForSequenceClassification(ElectraPreTrainedModel):
             output_hidden_states,
         )
         logits = self.classifier(sequence_output)
-        loss = None
-        if labels is not None:
-            loss = sequence_classification_loss(logits, labels, self.num_labels, self.config.problem_type)
-        return with_extras((logits,), loss, hidden_states, attentions)
+        return sequence_classification_outputs(logits, labels, self.config.problem_type, hidden_states, attentions)
 
 
 class ElectraForMultipleChoice(ElectraPreTrainedModel):
@@ -315,18 +291,15 @@ class ElectraForMultipleChoice(ElectraPreTrainedModel):
         Inputs have shape `(batch_size, num_choices, sequence_length)` (`inputs_embeds` one more axis).
         labels (`Tensor` of shape `(batch_size,)`, *optional*): index of the correct choice.
         """
-        num_choices = input_ids.shape[1] if input_ids is not None else inputs_embeds.shape[1]
-        input_ids, attention_mask = flatten_choices(input_ids), flatten_choices(attention_mask)
-        token_type_ids, position_ids = flatten_choices(token_type_ids), flatten_choices(position_ids)
-        sequence_output, hidden_states, attentions = self._run_electra(
-            input_ids, attention_mask, token_type_ids, position_ids, flatten_choices(inputs_embeds),
-            output_attentions, output_hidden_states,
+        num_choices, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds = flatten_choices(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds
         )
-        reshaped_logits = self.classifier(self.sequence_summary(sequence_output)).view(-1, num_choices)
-        loss = None
-        if labels is not None:
-            loss = cross_entropy(reshaped_logits, labels.view(-1))
-        return with_extras((reshaped_logits,), loss, hidden_states, attentions)
+        sequence_output, hidden_states, attentions = self._run_electra(
+            input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_attentions,
+            output_hidden_states,
+        )
+        logits = self.classifier(self.sequence_summary(sequence_output))
+        return multiple_choice_outputs(logits, num_choices, labels, hidden_states, attentions)
 
 
 class ElectraForTokenClassification(ElectraPreTrainedModel):
@@ -339,7 +312,7 @@ class ElectraForTokenClassification(ElectraPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.electra = ElectraModel(config)
-        self.dropout = _classifier_dropout(config)
+        self.dropout = Dropout(p=classifier_dropout_rate(config))
         self.classifier = Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
@@ -355,10 +328,7 @@ class ElectraForTokenClassification(ElectraPreTrainedModel):
             output_hidden_states,
         )
         logits = self.classifier(self.dropout(sequence_output))
-        loss = None
-        if labels is not None:
-            loss = cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
-        return with_extras((logits,), loss, hidden_states, attentions)
+        return token_classification_outputs(logits, labels, hidden_states, attentions)
 
 
 class ElectraForQuestionAnswering(ElectraPreTrainedModel):
@@ -386,8 +356,4 @@ class ElectraForQuestionAnswering(ElectraPreTrainedModel):
             output_hidden_states,
         )
         logits = self.qa_outputs(sequence_output)
-        start_logits, end_logits = logits[:, :, 0], logits[:, :, 1]
-        total_loss = None
-        if start_positions is not None and end_positions is not None:
-            total_loss = question_answering_loss(start_logits, end_logits, start_positions, end_positions)
-        return with_extras((start_logits, end_logits), total_loss, hidden_states, attentions)
+        return span_outputs(logits, start_positions, end_positions, hidden_states, attentions)

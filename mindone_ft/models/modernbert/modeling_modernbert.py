@@ -26,14 +26,16 @@ from ...modeling_layers import (
     Softmax,
     apply_rotary_pos_emb,
     bidirectional_attention_mask,
-    cross_entropy,
     eager_attention,
     flatten_choices,
     get_activation,
-    question_answering_loss,
+    masked_lm_outputs,
+    multiple_choice_outputs,
     rotary_cos_sin,
     rotary_inv_freq,
-    sequence_classification_loss,
+    sequence_classification_outputs,
+    span_outputs,
+    token_classification_outputs,
     with_extras,
 )
 from ...modeling_outputs import (
@@ -363,10 +365,7 @@ class ModernBertForMaskedLM(ModernBertPreTrainedModel):
             input_ids, attention_mask, position_ids, inputs_embeds, output_attentions, output_hidden_states
         )
         logits = self.decoder(self.head(sequence_output))
-        loss = None
-        if labels is not None:
-            loss = cross_entropy(logits.view(-1, self.config.vocab_size), labels.view(-1))
-        return with_extras((logits,), loss, hidden_states, attentions)
+        return masked_lm_outputs(logits, labels, hidden_states, attentions)
 
 
 class _ModernBertWithClassifier(ModernBertPreTrainedModel):
@@ -413,10 +412,7 @@ class ModernBertForSequenceClassification(_ModernBertWithClassifier):
         else:
             pooled = sequence_output[:, 0]
         logits = self._classify(pooled)
-        loss = None
-        if labels is not None:
-            loss = sequence_classification_loss(logits, labels, self.num_labels, self.config.problem_type)
-        return with_extras((logits,), loss, hidden_states, attentions)
+        return sequence_classification_outputs(logits, labels, self.config.problem_type, hidden_states, attentions)
 
 
 class ModernBertForTokenClassification(_ModernBertWithClassifier):
@@ -438,10 +434,7 @@ class ModernBertForTokenClassification(_ModernBertWithClassifier):
             input_ids, attention_mask, position_ids, inputs_embeds, output_attentions, output_hidden_states
         )
         logits = self._classify(sequence_output)
-        loss = None
-        if labels is not None:
-            loss = cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
-        return with_extras((logits,), loss, hidden_states, attentions)
+        return token_classification_outputs(logits, labels, hidden_states, attentions)
 
 
 class ModernBertForQuestionAnswering(_ModernBertWithClassifier):
@@ -464,12 +457,7 @@ class ModernBertForQuestionAnswering(_ModernBertWithClassifier):
             input_ids, attention_mask, position_ids, None, output_attentions, output_hidden_states
         )
         logits = self._classify(sequence_output)
-        start_logits = logits[:, :, 0]
-        end_logits = logits[:, :, 1]
-        total_loss = None
-        if start_positions is not None and end_positions is not None:
-            total_loss = question_answering_loss(start_logits, end_logits, start_positions, end_positions)
-        return with_extras((start_logits, end_logits), total_loss, hidden_states, attentions)
+        return span_outputs(logits, start_positions, end_positions, hidden_states, attentions)
 
 
 class ModernBertForMultipleChoice(_ModernBertWithClassifier):
@@ -489,9 +477,9 @@ class ModernBertForMultipleChoice(_ModernBertWithClassifier):
         Inputs have shape `(batch_size, num_choices, sequence_length)` (`inputs_embeds` one more axis).
         labels (`Tensor` of shape `(batch_size,)`, *optional*): index of the correct choice.
         """
-        num_choices = input_ids.shape[1] if input_ids is not None else inputs_embeds.shape[1]
-        input_ids, attention_mask = flatten_choices(input_ids), flatten_choices(attention_mask)
-        position_ids, inputs_embeds = flatten_choices(position_ids), flatten_choices(inputs_embeds)
+        num_choices, input_ids, attention_mask, position_ids, inputs_embeds = flatten_choices(
+            input_ids, attention_mask, position_ids, inputs_embeds
+        )
         sequence_output, _, hidden_states, attentions = self._run_model(
             input_ids, attention_mask, position_ids, inputs_embeds, output_attentions, output_hidden_states
         )
@@ -501,11 +489,7 @@ class ModernBertForMultipleChoice(_ModernBertWithClassifier):
             pooled = _first_real_token(sequence_output, attention_mask)
         else:
             pooled = sequence_output[:, 0]
-        reshaped_logits = self._classify(pooled).view(-1, num_choices)
-        loss = None
-        if labels is not None:
-            loss = cross_entropy(reshaped_logits, labels.view(-1))
-        return with_extras((reshaped_logits,), loss, hidden_states, attentions)
+        return multiple_choice_outputs(self._classify(pooled), num_choices, labels, hidden_states, attentions)
 
 
 def _first_real_token(hidden_states, attention_mask):

@@ -14,21 +14,23 @@ from mindspore.common.initializer import initializer
 from transformers import MPNetConfig
 
 from ...modeling_layers import (
+    ClassificationHead,
     Dropout,
     Embedding,
     LayerNorm,
     Linear,
-    Softmax,
-    cross_entropy,
-    eager_attention,
+    MultiHeadSelfAttention,
     extended_attention_mask,
     flatten_choices,
     get_activation,
+    masked_lm_outputs,
+    multiple_choice_outputs,
     position_ids_from_input_ids,
     position_ids_from_inputs_embeds,
-    question_answering_loss,
     relative_position_bucket,
-    sequence_classification_loss,
+    sequence_classification_outputs,
+    span_outputs,
+    token_classification_outputs,
     with_extras,
 )
 from ...modeling_outputs import (
@@ -93,42 +95,23 @@ class MPNetEmbeddings(nn.Cell):
         return self.dropout(self.LayerNorm(embeddings))
 
 
-class MPNetSelfAttention(nn.Cell):
+class MPNetSelfAttention(MultiHeadSelfAttention):
     """Multi-head self-attention with its output projection (`o`) inside. The additive `attention_mask` it gets
     already holds the relative position bias (see `MPNetEncoder`)."""
 
     def __init__(self, config: MPNetConfig):
-        super().__init__()
-        if config.hidden_size % config.num_attention_heads != 0:
-            raise ValueError(
-                f"The hidden size ({config.hidden_size}) is not a multiple of the number of attention "
-                f"heads ({config.num_attention_heads})"
-            )
-        self.num_attention_heads = config.num_attention_heads
-        self.attention_head_size = config.hidden_size // config.num_attention_heads
-        self.all_head_size = self.num_attention_heads * self.attention_head_size
-        self.scaling = self.attention_head_size**-0.5
-
+        super().__init__(config.hidden_size, config.num_attention_heads, config.attention_probs_dropout_prob)
         self.q = Linear(config.hidden_size, self.all_head_size)
         self.k = Linear(config.hidden_size, self.all_head_size)
         self.v = Linear(config.hidden_size, self.all_head_size)
         self.o = Linear(config.hidden_size, config.hidden_size)
-        self.softmax = Softmax()
-        self.dropout = Dropout(p=config.attention_probs_dropout_prob)
-
-    def _split_heads(self, x):
-        return x.view(x.shape[0], x.shape[1], self.num_attention_heads, self.attention_head_size).swapaxes(1, 2)
 
     def construct(self, hidden_states, attention_mask=None, head_mask=None):
         # transformers adds the bias and then the mask to the scaled scores; adding their sum instead gives the
         # same scores at attended positions and the dtype's minimum at masked ones.
-        query = self._split_heads(self.q(hidden_states))
-        key = self._split_heads(self.k(hidden_states))
-        value = self._split_heads(self.v(hidden_states))
-        context, probs = eager_attention(
-            query, key, value, attention_mask, self.scaling, self.softmax, self.dropout, head_mask
+        context, probs = self.attend(
+            self.q(hidden_states), self.k(hidden_states), self.v(hidden_states), attention_mask, head_mask
         )
-        context = context.reshape(context.shape[0], context.shape[1], self.all_head_size)
         return self.o(context), probs
 
 
@@ -192,7 +175,9 @@ class MPNetEncoder(BertEncoder):
         additive_mask = self.compute_position_bias(hidden_states)
         if attention_mask is not None:
             additive_mask = additive_mask + attention_mask
-        return super().construct(hidden_states, additive_mask, head_mask, output_attentions, output_hidden_states)
+        return super(MPNetEncoder, self).construct(
+            hidden_states, additive_mask, head_mask, output_attentions, output_hidden_states
+        )
 
 
 class MPNetLMHead(nn.Cell):
@@ -209,24 +194,6 @@ class MPNetLMHead(nn.Cell):
 
     def construct(self, features):
         return self.decoder(self.layer_norm(self.activation(self.dense(features)))) + self.bias
-
-
-class MPNetClassificationHead(nn.Cell):
-    """First token -> dropout -> dense -> tanh -> dropout -> out_proj."""
-
-    def __init__(self, config: MPNetConfig):
-        super().__init__()
-        self.dense = Linear(config.hidden_size, config.hidden_size)
-        self.activation = get_activation("tanh")
-        # transformers applies one `dropout` module twice; mindone_ft's Dropout cells are called once per forward
-        # (each call site draws its own mask either way), so the second site has its own cell, which has no weights.
-        self.dropout = Dropout(p=config.hidden_dropout_prob)
-        self.dense_dropout = Dropout(p=config.hidden_dropout_prob)
-        self.out_proj = Linear(config.hidden_size, config.num_labels)
-
-    def construct(self, features):
-        x = self.activation(self.dense(self.dropout(features[:, 0, :])))
-        return self.out_proj(self.dense_dropout(x))
 
 
 class MPNetPreTrainedModel(MSPreTrainedModel):
@@ -269,10 +236,6 @@ class MPNetModel(MPNetPreTrainedModel):
 
     def set_input_embeddings(self, value: Embedding) -> None:
         self.embeddings.word_embeddings = value
-
-    def _output_fields(self, has_loss, output_hidden_states, output_attentions):
-        fields = super()._output_fields(has_loss, output_hidden_states, output_attentions)
-        return fields if self.pooler is not None else [f for f in fields if f != "pooler_output"]
 
     def forward_parts(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None,
                       output_attentions=False, output_hidden_states=False):
@@ -338,16 +301,12 @@ class MPNetForMaskedLM(MPNetPreTrainedModel):
         sequence_output, _, hidden_states, attentions = self._run_mpnet(
             input_ids, attention_mask, position_ids, inputs_embeds, output_attentions, output_hidden_states
         )
-        prediction_scores = self.lm_head(sequence_output)
-        loss = None
-        if labels is not None:
-            loss = cross_entropy(prediction_scores.view(-1, self.config.vocab_size), labels.view(-1))
-        return with_extras((prediction_scores,), loss, hidden_states, attentions)
+        return masked_lm_outputs(self.lm_head(sequence_output), labels, hidden_states, attentions)
 
 
 class MPNetForSequenceClassification(MPNetPreTrainedModel):
-    """MPNet with a classification (or regression, `num_labels == 1`) head on the first token
-    (`MPNetClassificationHead`)."""
+    """MPNet with a classification (or regression, `num_labels == 1`) head on the first token: dropout, dense, tanh,
+    dropout, `out_proj` (transformers' `MPNetClassificationHead`, dropping out at `hidden_dropout_prob`)."""
 
     output_class = SequenceClassifierOutput
     loss_input_names = ("labels",)
@@ -359,7 +318,7 @@ class MPNetForSequenceClassification(MPNetPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self.mpnet = MPNetModel(config, add_pooling_layer=False)
-        self.classifier = MPNetClassificationHead(config)
+        self.classifier = ClassificationHead(config, "tanh", config.hidden_dropout_prob)
         self.post_init()
 
     def construct(self, input_ids=None, attention_mask=None, position_ids=None, inputs_embeds=None, labels=None,
@@ -374,10 +333,7 @@ class MPNetForSequenceClassification(MPNetPreTrainedModel):
             input_ids, attention_mask, position_ids, inputs_embeds, output_attentions, output_hidden_states
         )
         logits = self.classifier(sequence_output)
-        loss = None
-        if labels is not None:
-            loss = sequence_classification_loss(logits, labels, self.num_labels, self.config.problem_type)
-        return with_extras((logits,), loss, hidden_states, attentions)
+        return sequence_classification_outputs(logits, labels, self.config.problem_type, hidden_states, attentions)
 
 
 class MPNetForMultipleChoice(MPNetPreTrainedModel):
@@ -399,17 +355,14 @@ class MPNetForMultipleChoice(MPNetPreTrainedModel):
         Inputs have shape `(batch_size, num_choices, sequence_length)` (`inputs_embeds` one more axis).
         labels (`Tensor` of shape `(batch_size,)`, *optional*): index of the correct choice.
         """
-        num_choices = input_ids.shape[1] if input_ids is not None else inputs_embeds.shape[1]
-        input_ids, attention_mask = flatten_choices(input_ids), flatten_choices(attention_mask)
-        position_ids, inputs_embeds = flatten_choices(position_ids), flatten_choices(inputs_embeds)
+        num_choices, input_ids, attention_mask, position_ids, inputs_embeds = flatten_choices(
+            input_ids, attention_mask, position_ids, inputs_embeds
+        )
         _, pooled_output, hidden_states, attentions = self._run_mpnet(
             input_ids, attention_mask, position_ids, inputs_embeds, output_attentions, output_hidden_states
         )
-        reshaped_logits = self.classifier(self.dropout(pooled_output)).view(-1, num_choices)
-        loss = None
-        if labels is not None:
-            loss = cross_entropy(reshaped_logits, labels.view(-1))
-        return with_extras((reshaped_logits,), loss, hidden_states, attentions)
+        logits = self.classifier(self.dropout(pooled_output))
+        return multiple_choice_outputs(logits, num_choices, labels, hidden_states, attentions)
 
 
 class MPNetForTokenClassification(MPNetPreTrainedModel):
@@ -437,10 +390,7 @@ class MPNetForTokenClassification(MPNetPreTrainedModel):
             input_ids, attention_mask, position_ids, inputs_embeds, output_attentions, output_hidden_states
         )
         logits = self.classifier(self.dropout(sequence_output))
-        loss = None
-        if labels is not None:
-            loss = cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
-        return with_extras((logits,), loss, hidden_states, attentions)
+        return token_classification_outputs(logits, labels, hidden_states, attentions)
 
 
 class MPNetForQuestionAnswering(MPNetPreTrainedModel):
@@ -468,9 +418,4 @@ class MPNetForQuestionAnswering(MPNetPreTrainedModel):
             input_ids, attention_mask, position_ids, inputs_embeds, output_attentions, output_hidden_states
         )
         logits = self.qa_outputs(sequence_output)
-        start_logits = logits[:, :, 0]
-        end_logits = logits[:, :, 1]
-        total_loss = None
-        if start_positions is not None and end_positions is not None:
-            total_loss = question_answering_loss(start_logits, end_logits, start_positions, end_positions)
-        return with_extras((start_logits, end_logits), total_loss, hidden_states, attentions)
+        return span_outputs(logits, start_positions, end_positions, hidden_states, attentions)

@@ -3,9 +3,10 @@
 The encoder is mindone_ft's BERT encoder (`roberta.encoder.layer.0.attention.self.query.weight`, ... are BERT's names
 under the `roberta.` prefix); the embeddings number positions from `pad_token_id + 1` and leave padding at
 `pad_token_id`. Heads that are BERT's (token classification, question answering, multiple choice) are BERT's classes
-with transformers 5.23's RoBERTa signatures; the sequence classifier (`RobertaClassificationHead`) and the masked LM
-head (`lm_head`) are RoBERTa's own. As everywhere in mindone_ft, `construct` returns a tuple in transformers'
-`return_dict=False` layout and `MSPreTrainedModel.__call__` turns it into the `ModelOutput` users see.
+with transformers 5.23's RoBERTa signatures; the sequence classifier (transformers' `RobertaClassificationHead`, the
+shared `ClassificationHead` with tanh) and the masked LM head (`lm_head`) are RoBERTa's own. As everywhere in
+mindone_ft, `construct` returns a tuple in transformers' `return_dict=False` layout and `MSPreTrainedModel.__call__`
+turns it into the `ModelOutput` users see.
 
 The constructs that delegate to BERT's spell out `super(Class, self)`: in GRAPH_MODE, MindSpore 2.10 resolves a bare
 `super()` from the instance's type, so in the XLM-RoBERTa subclasses it called the RoBERTa construct again.
@@ -17,16 +18,16 @@ from mindspore.common.initializer import initializer
 from transformers import RobertaConfig
 
 from ...modeling_layers import (
-    Dropout,
+    ClassificationHead,
     Embedding,
     LayerNorm,
     Linear,
-    cross_entropy,
+    classifier_dropout_rate,
     get_activation,
+    masked_lm_outputs,
     position_ids_from_input_ids,
     position_ids_from_inputs_embeds,
-    sequence_classification_loss,
-    with_extras,
+    sequence_classification_outputs,
 )
 from ...modeling_outputs import MaskedLMOutput, SequenceClassifierOutput
 from ...modeling_utils import MSPreTrainedModel
@@ -38,7 +39,6 @@ from ..bert.modeling_bert import (
     BertForTokenClassification,
     BertModel,
     BertPreTrainedModel,
-    _classifier_dropout,
 )
 
 __all__ = [
@@ -89,23 +89,6 @@ class RobertaLMHead(nn.Cell):
     def construct(self, features):
         x = self.layer_norm(self.activation(self.dense(features)))
         return self.decoder(x) + self.bias
-
-
-class RobertaClassificationHead(nn.Cell):
-    """Sentence classification on the first token (`<s>`): dropout, dense, tanh, dropout, `out_proj`."""
-
-    def __init__(self, config: RobertaConfig):
-        super().__init__()
-        self.dense = Linear(config.hidden_size, config.hidden_size)
-        self.activation = get_activation("tanh")
-        self.dropout = _classifier_dropout(config)
-        self.out_proj = Linear(config.hidden_size, config.num_labels)
-
-    def construct(self, features):
-        # One dropout cell applied twice, like transformers: the second input depends on the first output, so the
-        # calls run in order and draw different masks (see `mindone_ft.modeling_layers.Dropout`).
-        x = self.activation(self.dense(self.dropout(features[:, 0])))
-        return self.out_proj(self.dropout(x))
 
 
 class RobertaPreTrainedModel(BertPreTrainedModel):
@@ -201,15 +184,12 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
             input_ids, attention_mask, token_type_ids, position_ids, None, inputs_embeds,
             output_attentions, output_hidden_states,
         )
-        prediction_scores = self.lm_head(sequence_output)
-        loss = None if labels is None else cross_entropy(
-            prediction_scores.view(-1, self.config.vocab_size), labels.view(-1)
-        )
-        return with_extras((prediction_scores,), loss, hidden_states, attentions)
+        return masked_lm_outputs(self.lm_head(sequence_output), labels, hidden_states, attentions)
 
 
 class RobertaForSequenceClassification(RobertaPreTrainedModel):
-    """RoBERTa with `RobertaClassificationHead` on the first token (regression when `num_labels == 1`)."""
+    """RoBERTa with a classification (or regression, `num_labels == 1`) head on the first token (`<s>`): dropout,
+    dense, tanh, dropout, `out_proj` (transformers' `RobertaClassificationHead`)."""
 
     output_class = SequenceClassifierOutput
     loss_input_names = ("labels",)
@@ -220,7 +200,7 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
         super().__init__(config)
         self.num_labels = config.num_labels
         self._add_base_model(config, add_pooling_layer=False)
-        self.classifier = RobertaClassificationHead(config)
+        self.classifier = ClassificationHead(config, "tanh", classifier_dropout_rate(config))
         self.post_init()
 
     def construct(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None,
@@ -236,24 +216,15 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
             output_attentions, output_hidden_states,
         )
         logits = self.classifier(sequence_output)
-        loss = None if labels is None else sequence_classification_loss(
-            logits, labels, self.num_labels, self.config.problem_type
-        )
-        return with_extras((logits,), loss, hidden_states, attentions)
+        return sequence_classification_outputs(logits, labels, self.config.problem_type, hidden_states, attentions)
 
 
 class RobertaForMultipleChoice(RobertaPreTrainedModel, BertForMultipleChoice):
     """BERT's multiple choice head (one score per choice from the pooled output) on RoBERTa, with transformers'
     argument order `(input_ids, token_type_ids, attention_mask, labels, position_ids, inputs_embeds)`."""
 
-    def __init__(self, config: RobertaConfig):
-        # Not BertForMultipleChoice's layers: transformers' RoBERTa drops out at `hidden_dropout_prob` here,
-        # ignoring `classifier_dropout`.
-        MSPreTrainedModel.__init__(self, config)
-        self._add_base_model(config)
-        self.dropout = Dropout(p=config.hidden_dropout_prob)
-        self.classifier = Linear(config.hidden_size, 1)
-        self.post_init()
+    # transformers' RoBERTa drops out at `hidden_dropout_prob` here, ignoring `classifier_dropout`.
+    classifier_dropout_attribute = "hidden_dropout_prob"
 
     def construct(self, input_ids=None, token_type_ids=None, attention_mask=None, labels=None, position_ids=None,
                   inputs_embeds=None, output_attentions=None, output_hidden_states=None, return_dict=None):
