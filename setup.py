@@ -25,10 +25,11 @@ EXTRAS = {
     # first and alone (CPU build); a plain `torch` requirement would pull several GB of CUDA packages.
     # tensorboardX is the writer behind `report_to="tensorboard"` (torch.utils.tensorboard would need torch).
     # optuna is the backend of `Trainer.hyperparameter_search` (imported only when it is called).
+    # peft (imports torch) is only for tests: adapters saved by mindone_ft.peft must load in the real PEFT and back.
     "tensorboard": ["tensorboardX==2.6.5"],
     "optuna": ["optuna==5.0.0"],
-    "test": ["pytest>=8", "accelerate==1.15.0", "torch==2.13.0", "tensorboardX==2.6.5", "optuna==5.0.0"],
-    "dev": ["pytest>=8", "accelerate==1.15.0", "torch==2.13.0", "tensorboardX==2.6.5", "optuna==5.0.0", "ruff"],
+    "test": ["pytest>=8", "accelerate==1.15.0", "torch==2.13.0", "tensorboardX==2.6.5", "optuna==5.0.0", "peft==0.21.2"],
+    "dev": ["pytest>=8", "accelerate==1.15.0", "torch==2.13.0", "tensorboardX==2.6.5", "optuna==5.0.0", "peft==0.21.2", "ruff"],
 }
 
 setup(
