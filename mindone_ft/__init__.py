@@ -6,6 +6,8 @@ __version__ = "0.1.0"
 
 from transformers import AutoConfig, BertConfig  # noqa: E402  (configurations are reused from transformers)
 
+from .cache_utils import DynamicCache, StaticCache  # noqa: E402
+from .generation import GenerationMixin  # noqa: E402
 from .modeling_outputs import ModelOutput  # noqa: E402
 from .modeling_utils import MSPreTrainedModel, load_state_dict_from_file  # noqa: E402
 from .models.auto import (  # noqa: E402

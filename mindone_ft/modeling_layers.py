@@ -760,19 +760,29 @@ def packed_sequence_ids(position_ids):
 
 
 def causal_attention_mask(attention_mask, seq_length: int, dtype, sliding_window: Optional[int] = None,
-                          position_ids=None):
-    """transformers' `create_causal_mask` / `create_sliding_window_causal_mask` for eager attention (no cache).
+                          position_ids=None, cache_position=None, key_length: Optional[int] = None):
+    """transformers' `create_causal_mask` / `create_sliding_window_causal_mask` for eager attention.
 
     An additive mask, 0 where a query may attend a key and the dtype's most negative value elsewhere (a row with no
     allowed key, a left-padding query, gets that value everywhere, as in transformers, so its softmax is uniform). A
     key is attended when it is not after the query, with `sliding_window` when it is one of the `sliding_window`
     latest tokens (`query - sliding_window < key <= query`, Mistral's window), and when it is not padding
-    (`attention_mask` `(batch, seq)`, 0/1 or bool). Without an attention mask, `position_ids` `(batch or 1, seq)` that
-    restart mark packed sequences, which do not attend to each other (transformers does the same, for
-    padding-free batches). Returns `(batch or 1, 1, seq, seq)`.
+    (`attention_mask` `(batch, key_length)`, 0/1 or bool). Without an attention mask, `position_ids` `(batch or 1, seq)`
+    that restart mark packed sequences, which do not attend to each other (transformers does the same, for
+    padding-free batches).
+
+    Without a cache the queries and keys are the same `seq_length` tokens. With a key/value cache, the queries are the
+    tokens written at `cache_position` `(seq_length,)` (their indices among the keys) and there are `key_length` keys:
+    the cached ones, then the new ones (a growing cache), or every slot of a fixed-capacity cache, where the slots not
+    written yet come after every query and are masked by causality. Returns `(batch or 1, 1, seq_length, keys)`.
     """
-    positions = ops.arange(0, seq_length, dtype=ms.int32)
-    query, key = positions.expand_dims(1), positions.expand_dims(0)
+    if cache_position is None:
+        query_positions = ops.arange(0, seq_length, dtype=ms.int32)
+        key_length = seq_length
+    else:
+        query_positions = cache_position.astype(ms.int32)
+    query = query_positions.expand_dims(1)
+    key = ops.arange(0, key_length, dtype=ms.int32).expand_dims(0)
     allowed = key <= query
     if sliding_window is not None:
         allowed = ops.logical_and(allowed, key > query - sliding_window)
@@ -784,6 +794,29 @@ def causal_attention_mask(attention_mask, seq_length: int, dtype, sliding_window
         same_sequence = sequence_ids.expand_dims(2) == sequence_ids.expand_dims(1)
         allowed = ops.logical_and(allowed, same_sequence.expand_dims(1))
     return extended_attention_mask(allowed, dtype)
+
+
+def update_key_value_cache(past_key_value, key, value, cache_position=None):
+    """One attention layer's key/value cache: `(key, value)` for the attention to use, which are also the layer's
+    cache after this step.
+
+    `key` and `value` `(batch, kv_heads, seq, head_dim)` are the new tokens' (after the rotary embedding). Without a
+    cache they are returned as they are (the prompt's cache). A growing cache (`cache_position` None) appends them
+    to `past_key_value`'s. A fixed-capacity cache `(batch, kv_heads, capacity, head_dim)` gets them written at the
+    slots `cache_position` `(seq,)`: shapes never change, so a compiled decoding step serves every token. The write is
+    a one-hot product, exact in floating point (each slot receives one value times 1 plus zeros).
+    """
+    if past_key_value is None:
+        return key, value
+    past_key, past_value = past_key_value
+    if cache_position is None:
+        return ops.cat((past_key, key), axis=2), ops.cat((past_value, value), axis=2)
+    capacity = past_key.shape[2]
+    slots = ops.arange(0, capacity, dtype=ms.int32)
+    one_hot = (cache_position.astype(ms.int32).expand_dims(1) == slots.expand_dims(0)).astype(key.dtype)
+    keep = (1 - one_hot.sum(0)).reshape(1, 1, capacity, 1)
+    write = one_hot.swapaxes(0, 1)  # (capacity, seq): slot <- new token
+    return past_key * keep + ops.matmul(write, key), past_value * keep + ops.matmul(write, value)
 
 
 def causal_lm_loss(logits, labels, vocab_size: int, ignore_index: int = -100):

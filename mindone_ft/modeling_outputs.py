@@ -214,8 +214,7 @@ class AlbertForPreTrainingOutput(ModelOutput):
     attentions: Optional[Tuple[ms.Tensor, ...]] = None
 
 
-# Decoder models. `past_key_values` is always None for now: the models run without a cache (it comes with
-# `generate()`), and the field is kept so that the outputs have transformers' fields in transformers' order.
+# Decoder models: `past_key_values` is a `mindone_ft.cache_utils` cache object (see `MSPreTrainedModel.__call__`).
 
 
 @dataclass
@@ -224,7 +223,7 @@ class BaseModelOutputWithPast(ModelOutput):
     Args:
         last_hidden_state (`ms.Tensor` of shape `(batch_size, sequence_length, hidden_size)`):
             Hidden states at the output of the last layer (after the final norm).
-        past_key_values (*optional*): the key/value cache; not returned yet (always None).
+        past_key_values (`Cache`, *optional*): the key/value cache (with `use_cache`, outside training).
         hidden_states (`tuple(ms.Tensor)`, *optional*): see [`BaseModelOutput`].
         attentions (`tuple(ms.Tensor)`, *optional*): see [`BaseModelOutput`].
     """
@@ -244,7 +243,7 @@ class CausalLMOutputWithPast(ModelOutput):
         logits (`ms.Tensor` of shape `(batch_size, sequence_length, config.vocab_size)`):
             Prediction scores of the language modeling head before softmax (`logits_to_keep` positions only when
             given).
-        past_key_values (*optional*): the key/value cache; not returned yet (always None).
+        past_key_values (`Cache`, *optional*): the key/value cache (with `use_cache`, outside training).
         hidden_states (`tuple(ms.Tensor)`, *optional*): see [`BaseModelOutput`].
         attentions (`tuple(ms.Tensor)`, *optional*): see [`BaseModelOutput`].
     """
@@ -264,7 +263,7 @@ class SequenceClassifierOutputWithPast(ModelOutput):
             Classification (or regression if `config.num_labels == 1`) loss.
         logits (`ms.Tensor` of shape `(batch_size, config.num_labels)`):
             Scores at each row's last non-padding token, before softmax.
-        past_key_values (*optional*): the key/value cache; not returned yet (always None).
+        past_key_values (`Cache`, *optional*): the key/value cache (with `use_cache`, outside training).
         hidden_states (`tuple(ms.Tensor)`, *optional*): see [`BaseModelOutput`].
         attentions (`tuple(ms.Tensor)`, *optional*): see [`BaseModelOutput`].
     """

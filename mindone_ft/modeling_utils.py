@@ -39,6 +39,7 @@ import numpy as np
 from mindspore import Parameter, Tensor, nn
 from mindspore.common.initializer import Normal, initializer
 
+from .cache_utils import prepare_cache_arguments
 from .mindspore_adapter.cell_mode import TrainEvalModeMixin
 from .mindspore_adapter.data import numpy_to_tensor
 from .modeling_layers import RNG_STATE_NAME, Embedding, LayerNorm, Linear, RMSNorm
@@ -496,6 +497,11 @@ class MSPreTrainedModel(TrainEvalModeMixin, nn.Cell):
         if embeddings is None:
             raise NotImplementedError(f"{type(self).__name__} does not define {caller}().")
         return embeddings
+
+    @classmethod
+    def can_generate(cls) -> bool:
+        """Whether the model has `generate()` (the causal-LM heads, through `GenerationMixin`)."""
+        return False
 
     def get_output_embeddings(self) -> Optional[nn.Cell]:
         """The output projection tied to the input embeddings (language-model heads), else None."""
@@ -973,6 +979,8 @@ class MSPreTrainedModel(TrainEvalModeMixin, nn.Cell):
         model = cls(config, *model_args, **model_kwargs)
         result = model.load_state_dict_numpy(state_dict, ignore_mismatched_sizes=ignore_mismatched_sizes)
         model.tie_weights()
+        if model.can_generate():  # generation_config.json, when the folder has one
+            model._load_generation_config(path, hub_kwargs)
         model._log_loading_result(result, os.fspath(pretrained_model_name_or_path))
 
         if dtype == "auto":  # like transformers: the dtype recorded in the config, else the checkpoint's
@@ -1086,6 +1094,8 @@ class MSPreTrainedModel(TrainEvalModeMixin, nn.Cell):
 
         def write(tmp_dir: str) -> None:
             config.save_pretrained(tmp_dir)
+            if self.can_generate():
+                self.generation_config.save_pretrained(tmp_dir)
             if len(shards) == 1:
                 save_file(shards[0], os.path.join(tmp_dir, SAFE_WEIGHTS_NAME), metadata={"format": "pt"})
                 return
@@ -1147,12 +1157,18 @@ class MSPreTrainedModel(TrainEvalModeMixin, nn.Cell):
                 arguments[flag] = bool(getattr(self.config, flag, False) if value is None else value)
         if "return_dict" in arguments:
             arguments["return_dict"] = None
+        # Decoders: a cache object in, the layer tuple to `construct`, the returned layers back into the object.
+        cache_call = prepare_cache_arguments(self, arguments) if "past_key_values" in arguments else None
         self._prepare_call(arguments)
         outputs = super().__call__(*bound.args, **bound.kwargs)
+        has_loss = bool(self.loss_input_names) and all(arguments.get(n) is not None for n in self.loss_input_names)
+        if cache_call is not None:
+            outputs = cache_call.store(outputs, has_loss)
         if not return_dict or self.output_class is None:
             return outputs
-        has_loss = bool(self.loss_input_names) and all(arguments.get(n) is not None for n in self.loss_input_names)
         fields = self._output_fields(
             has_loss, arguments.get("output_hidden_states", False), arguments.get("output_attentions", False)
         )
+        if cache_call is None or not cache_call.returned:
+            fields = [f for f in fields if f != "past_key_values"]
         return self.output_class(**dict(zip(fields, outputs)))

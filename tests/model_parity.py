@@ -16,7 +16,10 @@ loads the folder with mindone_ft, and checks in GRAPH and PYNATIVE mode:
   absolute `GRAD_ATOL` for gradients that are exactly zero);
 - save -> PyTorch reload: `from_pretrained` in transformers reports no missing, unexpected or mismatched keys and
   gets back every tensor bit for bit;
-- Auto classes: the `AutoModelFor...` of each head loads the folder as that class.
+- Auto classes: the `AutoModelFor...` of each head loads the folder as that class;
+- causal LMs (`generation_heads`): greedy `generate()` token-identical to transformers' `generate()` on the
+  left-padded batch (`GENERATED_TOKENS` new tokens, plain and with a repetition penalty), sampling with `top_k=1`
+  equal to greedy, and incremental decoding on a key/value cache equal to the forward pass without one.
 """
 
 import importlib
@@ -34,6 +37,7 @@ ATOL = 1e-5
 GRAD_RTOL = 1e-4
 GRAD_ATOL = 5e-6  # on the norm of a parameter's gradient error
 BATCH, NUM_CHOICES = 3, 2
+GENERATED_TOKENS = 16
 
 # Largest differences measured in this session, {model_type: {"forward": abs, "gradient": rel}}; written to a JSON file
 # at the end of the run when MINDONE_FT_PARITY_FIGURES names one (tests/update_parity_figures.py).
@@ -233,6 +237,9 @@ def parametrize_family_tests(metafunc):
     family = metafunc.cls.family
     if "case" in metafunc.fixturenames:
         metafunc.parametrize("head,case", _head_case_params(family))
+    elif "lm_head" in metafunc.fixturenames:  # heads with generate()
+        heads = [h for h in family.heads if AUTO_CLASS_BY_SUFFIX[_suffix(h)] == "AutoModelForCausalLM"]
+        metafunc.parametrize("lm_head", heads or [pytest.param(None, marks=pytest.mark.skip("no causal-LM head"))])
     elif "loss_head" in metafunc.fixturenames:  # heads that compute a loss
         metafunc.parametrize("loss_head", [h for h in family.heads if _suffix(h) != "Model"])
     elif "head" in metafunc.fixturenames:
@@ -288,7 +295,11 @@ class ModelParityTests:
         ms_out = ms_model(**to_ms(inputs), **to_ms(labels), **flags)
         # transformers fills `cross_attentions` with () for encoder-only use: not an output of ours.
         fields = [k for k, v in torch_out.items() if k != "past_key_values" and not (isinstance(v, tuple) and not v)]
-        assert list(ms_out.keys()) == fields
+        assert [k for k in ms_out.keys() if k != "past_key_values"] == fields
+        if torch_out.get("past_key_values") is not None:  # the cache's keys and values, layer by layer
+            diff = self._compare_caches(ms_out["past_key_values"], torch_out["past_key_values"], _valid_mask(inputs))
+            print(f"[measured] {self.family.model_type}.{head}.{case}.{mode}.past_key_values: {diff:.2e}")
+            assert diff < ATOL, f"{head} ({case}, {mode}): the key/value cache differs from transformers by {diff}"
         if labels:
             assert "loss" in fields and ms_out[0] is ms_out.loss
         valid = _valid_mask(inputs)
@@ -302,6 +313,21 @@ class ModelParityTests:
             print(f"[measured] {self.family.model_type}.{head}.{case}.{mode}.{name}: {diff:.2e}")
             record(self.family.model_type, "forward", diff)
             assert diff < ATOL, f"{head} ({case}, {mode}): {name} differs from transformers by {diff}"
+
+    @staticmethod
+    def _compare_caches(ms_cache, torch_cache, valid: np.ndarray) -> float:
+        assert ms_cache is not None and len(ms_cache) == len(torch_cache.layers)
+        worst = 0.0
+        for (key, value), torch_layer in zip(ms_cache, torch_cache.layers):
+            for got, expected in ((key, torch_layer.keys), (value, torch_layer.values)):
+                # transformers' sliding-window layers keep only the latest tokens; ours keep all of them
+                kept = expected.shape[2]
+                # (batch, heads, seq, head_dim) -> (batch, seq, ...): real tokens only
+                got = got.asnumpy()[:, :, -kept:].swapaxes(1, 2)[valid[:, -kept:]]
+                expected = expected.numpy().swapaxes(1, 2)[valid[:, -kept:]]
+                assert got.shape == expected.shape
+                worst = max(worst, float(np.abs(got - expected).max()))
+        return worst
 
     def test_gradients_match_transformers(self, loss_head, mode, tmp_path):
         """Every head with a loss; the bare model's parameters are among theirs."""
@@ -358,3 +384,56 @@ class ModelParityTests:
         config, _, _, folder = self._pair(head, self._first_case(head), tmp_path)
         auto = getattr(mindone_ft, AUTO_CLASS_BY_SUFFIX[_suffix(head)])
         assert type(auto.from_pretrained(folder)).__name__ == head
+
+    # --- causal LMs: generate() and the key/value cache --------------------------------------------------------
+
+    def _generation_pair(self, head: str, tmp_path):
+        config, torch_model, ms_model, _ = self._pair(head, self._first_case(head), tmp_path)
+        inputs = make_inputs(self.family, config, head)
+        return config, torch_model, ms_model, inputs
+
+    def test_greedy_generate_matches_transformers(self, lm_head, mode, tmp_path):
+        config, torch_model, ms_model, inputs = self._generation_pair(lm_head, tmp_path)
+        for settings in ({}, {"repetition_penalty": 1.5}):
+            # min_new_tokens: every row generates all the tokens, none stops at an end-of-sequence token
+            kwargs = dict(max_new_tokens=GENERATED_TOKENS, min_new_tokens=GENERATED_TOKENS, do_sample=False, **settings)
+            with torch.no_grad():
+                expected = torch_model.generate(**to_torch(inputs), **kwargs).numpy()
+            got = ms_model.generate(**inputs, **kwargs)
+            assert got.shape == expected.shape == (BATCH, self.family.seq_length + GENERATED_TOKENS)
+            assert (got == expected).all(), f"{lm_head} ({mode}, {settings}):\n{got}\n!=\n{expected}"
+
+    def test_sampling_with_top_k_1_is_greedy(self, lm_head, mode, tmp_path):
+        _, _, ms_model, inputs = self._generation_pair(lm_head, tmp_path)
+        kwargs = dict(max_new_tokens=8, min_new_tokens=8)
+        greedy = ms_model.generate(**inputs, do_sample=False, **kwargs)
+        sampled = ms_model.generate(**inputs, do_sample=True, top_k=1, temperature=0.7, seed=3, **kwargs)
+        assert (sampled == greedy).all()
+
+    def test_cached_decoding_matches_full_forward(self, lm_head, mode, tmp_path):
+        """The prompt, then three tokens one at a time on a `DynamicCache`: the logits of each step equal those of
+        the forward pass over the whole sequence without a cache (same positions, from the attention mask)."""
+        from mindone_ft import DynamicCache
+
+        config, _, ms_model, inputs = self._generation_pair(lm_head, tmp_path)
+        rng = np.random.default_rng(5)
+        extra = rng.integers(1, config.vocab_size, (BATCH, 3))
+        ids = np.concatenate([inputs["input_ids"], extra], axis=1)
+        mask = np.concatenate([inputs["attention_mask"], np.ones_like(extra)], axis=1)
+        positions = np.where(mask == 0, 1, np.cumsum(mask, axis=1) - 1)
+        full = ms_model(input_ids=ms.Tensor(ids), attention_mask=ms.Tensor(mask), position_ids=ms.Tensor(positions),
+                        use_cache=False).logits.asnumpy()
+        cache = DynamicCache()
+        prompt = self.family.seq_length
+        out = ms_model(input_ids=ms.Tensor(ids[:, :prompt]), attention_mask=ms.Tensor(mask[:, :prompt]),
+                       position_ids=ms.Tensor(positions[:, :prompt]), past_key_values=cache, use_cache=True)
+        assert out.past_key_values is cache and cache.get_seq_length() == prompt
+        valid = mask[:, :prompt].astype(bool)
+        worst = float(np.abs(out.logits.asnumpy() - full[:, :prompt])[valid].max())
+        for t in range(prompt, ids.shape[1]):
+            out = ms_model(input_ids=ms.Tensor(ids[:, t:t + 1]), attention_mask=ms.Tensor(mask[:, :t + 1]),
+                           position_ids=ms.Tensor(positions[:, t:t + 1]), past_key_values=cache, use_cache=True)
+            worst = max(worst, float(np.abs(out.logits.asnumpy()[:, 0] - full[:, t]).max()))
+        assert cache.get_seq_length() == ids.shape[1] and len(cache) == config.num_hidden_layers
+        print(f"[measured] {self.family.model_type}.{lm_head}.cache.{mode}: {worst:.2e}")
+        assert worst < ATOL

@@ -1,4 +1,4 @@
-"""MindSpore Llama, mirroring transformers 5.23's `modeling_llama.py` (eager attention, no key/value cache yet).
+"""MindSpore Llama, mirroring transformers 5.23's `modeling_llama.py` (eager attention, key/value cache, generate()).
 
 Module and parameter names are the Hugging Face ones (`model.layers.0.self_attn.q_proj.weight`, `lm_head.weight`,
 ...), so checkpoints map 1:1 in both directions. Every `construct` returns a tuple in transformers'
@@ -11,9 +11,11 @@ SiLU MLP, pre-norm layers with RMSNorm, and the causal-LM head (shifted loss, `l
 Qwen3 subclass these pieces and override only what differs; `layer_types` ("full_attention" /
 "sliding_attention") says which layers attend within `config.sliding_window`.
 
-Positions are `position_ids` when given, else `0..seq-1` like transformers' forward (for left-padded prompts,
-`generate()` derives them from the attention mask). `past_key_values` / `use_cache` are accepted for transformers'
-signatures; a cache is not implemented yet (it comes with `generate()`), so no `past_key_values` are returned.
+Positions are `position_ids` when given, else the token's index counting the cached ones, like transformers' forward
+(for left-padded prompts, `generate()` derives them from the attention mask). With `use_cache` (outside training)
+the models return `past_key_values`, a `mindone_ft.cache_utils` cache; inside `construct` a cache is a tuple of
+per-layer `(key, value)` pairs, growing (`DynamicCache`) or of fixed capacity written at `cache_position`
+(`StaticCache`, what `generate()` uses so that one compiled graph serves every decoding step).
 """
 
 from typing import Tuple
@@ -40,8 +42,10 @@ from ...modeling_layers import (
     rotary_cos_sin,
     sequence_classification_loss,
     slice_logits_to_keep,
+    update_key_value_cache,
     with_extras,
 )
+from ...cache_utils import cache_positions, is_static_cache, with_cache
 from ...modeling_outputs import (
     BaseModelOutputWithPast,
     CausalLMOutputWithPast,
@@ -50,6 +54,7 @@ from ...modeling_outputs import (
     TokenClassifierOutput,
 )
 from ...modeling_rope_utils import ROPE_INIT_FUNCTIONS, dynamic_ntk_inv_freq, rope_dim, rope_parameters
+from ...generation import GenerationMixin
 from ...modeling_utils import MSPreTrainedModel
 from ..bert.modeling_bert import BertForSequenceClassification
 
@@ -126,7 +131,8 @@ class LlamaMLP(nn.Cell):
 class LlamaAttention(nn.Cell):
     """Multi-head attention with `num_key_value_heads` key/value heads (grouped-query attention: each serves
     `num_attention_heads // num_key_value_heads` query heads), rotary query/key and `head_dim` per head. Causality,
-    padding and any sliding window come from the mask it is given (see `LlamaModel`)."""
+    padding and any sliding window come from the mask it is given (see `LlamaModel`). Returns the output, the
+    attention probabilities and the layer's key/value cache after this step (see `update_key_value_cache`)."""
 
     def __init__(self, config: LlamaConfig, layer_idx: int):
         super().__init__()
@@ -165,17 +171,19 @@ class LlamaAttention(nn.Cell):
         value = self._heads(self.v_proj(hidden_states)).swapaxes(1, 2)
         return query, key, value
 
-    def construct(self, hidden_states, cos, sin, attention_mask=None):
+    def construct(self, hidden_states, cos, sin, attention_mask=None, past_key_value=None, cache_position=None):
         batch_size, seq_length = hidden_states.shape[0], hidden_states.shape[1]
         query, key, value = self._project(hidden_states)
         query, key = apply_rotary_pos_emb(query, key, cos, sin)
+        key, value = update_key_value_cache(past_key_value, key, value, cache_position)
+        present = (key, value)
         key = repeat_kv(key, self.num_key_value_groups)
         value = repeat_kv(value, self.num_key_value_groups)
         context, probs = eager_attention(
             query, key, value, attention_mask, self.scaling, self.softmax, self.attention_dropout
         )
         context = context.reshape(batch_size, seq_length, -1)
-        return self.o_proj(context), probs
+        return self.o_proj(context), probs, present
 
 
 class LlamaDecoderLayer(nn.Cell):
@@ -191,13 +199,15 @@ class LlamaDecoderLayer(nn.Cell):
         self.input_layernorm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.post_attention_layernorm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
 
-    def construct(self, hidden_states, cos, sin, attention_mask=None):
+    def construct(self, hidden_states, cos, sin, attention_mask=None, past_key_value=None, cache_position=None):
         residual = hidden_states
-        hidden_states, probs = self.self_attn(self.input_layernorm(hidden_states), cos, sin, attention_mask)
+        hidden_states, probs, present = self.self_attn(
+            self.input_layernorm(hidden_states), cos, sin, attention_mask, past_key_value, cache_position
+        )
         hidden_states = residual + hidden_states
         residual = hidden_states
         hidden_states = residual + self.mlp(self.post_attention_layernorm(hidden_states))
-        return hidden_states, probs
+        return hidden_states, probs, present
 
 
 class LlamaPreTrainedModel(MSPreTrainedModel):
@@ -217,16 +227,11 @@ class LlamaPreTrainedModel(MSPreTrainedModel):
         setattr(self, self.base_model_prefix, LlamaModel(config))
 
     def _run_model(self, input_ids, attention_mask, position_ids, past_key_values, inputs_embeds, use_cache,
-                   output_attentions, output_hidden_states):
-        """The base model's `forward_parts`: `(sequence_output, None, hidden_states, attentions)`."""
+                   output_attentions, output_hidden_states, cache_position=None):
+        """The base model's `forward_parts`: `(sequence_output, cache, hidden_states, attentions)`."""
         base_model = getattr(self, self.base_model_prefix)
         return base_model.forward_parts(input_ids, attention_mask, position_ids, past_key_values, inputs_embeds,
-                                        use_cache, output_attentions, output_hidden_states)
-
-    def _output_fields(self, has_loss, output_hidden_states, output_attentions):
-        # No key/value cache is returned yet: `past_key_values` stays None in the output.
-        fields = super()._output_fields(has_loss, output_hidden_states, output_attentions)
-        return [f for f in fields if f != "past_key_values"]
+                                        use_cache, output_attentions, output_hidden_states, cache_position)
 
 
 class LlamaModel(LlamaPreTrainedModel):
@@ -270,12 +275,11 @@ class LlamaModel(LlamaPreTrainedModel):
         self.embed_tokens = value
 
     def forward_parts(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
-                      inputs_embeds=None, use_cache=None, output_attentions=False, output_hidden_states=False):
-        """Decoder pass returning `(sequence_output, None, hidden_states, attentions)`: the layout of every family's
-        `forward_parts` (a decoder has no pooler)."""
-        if past_key_values is not None:
-            raise NotImplementedError("past_key_values: mindone_ft's decoder models have no key/value cache yet; "
-                                      "pass the whole sequence.")
+                      inputs_embeds=None, use_cache=None, output_attentions=False, output_hidden_states=False,
+                      cache_position=None):
+        """Decoder pass returning `(sequence_output, cache, hidden_states, attentions)`: the layout of every family's
+        `forward_parts`, where a decoder puts its key/value cache (a tuple of per-layer `(key, value)`, None when
+        not returned) in the encoders' pooler slot."""
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("You must specify exactly one of input_ids or inputs_embeds")
         if inputs_embeds is None:
@@ -287,58 +291,72 @@ class LlamaModel(LlamaPreTrainedModel):
         # Given positions that restart mark packed sequences without a padding mask, as in transformers, where this
         # is only looked for without a cache (`use_cache=False`, as padding-free training sets it).
         packed_positions = position_ids if attention_mask is None and not use_cache else None
+        # A static cache is written at `cache_position`; a growing one is appended to.
+        static_cache = is_static_cache(past_key_values, cache_position)
+        cache_position, key_length = cache_positions(past_key_values, cache_position, seq_length)
         if position_ids is None:
-            position_ids = ops.arange(0, seq_length, dtype=ms.int32).expand_dims(0)
+            position_ids = cache_position.expand_dims(0)
         full_mask, sliding_mask = None, None
         if self.has_full:
-            full_mask = causal_attention_mask(attention_mask, seq_length, dtype, None, packed_positions)
+            full_mask = causal_attention_mask(attention_mask, seq_length, dtype, None, packed_positions,
+                                              cache_position, key_length)
         if self.has_sliding:
             sliding_mask = causal_attention_mask(attention_mask, seq_length, dtype, self.sliding_window,
-                                                 packed_positions)
+                                                 packed_positions, cache_position, key_length)
         cos, sin = self.rotary_emb(position_ids, dtype)
+        write_position = cache_position if static_cache else None
 
         all_hidden_states = ()
         all_attentions = ()
+        presents = ()
         for i, layer in enumerate(self.layers):
             if output_hidden_states:
                 all_hidden_states = all_hidden_states + (hidden_states,)
             mask = sliding_mask if self.layer_is_sliding[i] else full_mask
-            hidden_states, probs = layer(hidden_states, cos, sin, mask)
+            past = past_key_values[i] if past_key_values is not None else None
+            hidden_states, probs, present = layer(hidden_states, cos, sin, mask, past, write_position)
+            presents = presents + (present,)
             if output_attentions:
                 all_attentions = all_attentions + (probs,)
         hidden_states = self.norm(hidden_states)
         if output_hidden_states:  # like transformers, the last entry is the normalized output
             all_hidden_states = all_hidden_states + (hidden_states,)
-        return hidden_states, None, all_hidden_states, all_attentions
+        # In training nothing reads a cache, and returning one would keep every layer's keys and values alive.
+        cache = presents if use_cache and not self.training else None
+        return hidden_states, cache, all_hidden_states, all_attentions
 
     def construct(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
                   inputs_embeds=None, use_cache=None, output_attentions=None, output_hidden_states=None,
-                  return_dict=None):
+                  return_dict=None, cache_position=None):
         r"""
         Args:
             input_ids (`Tensor` of shape `(batch_size, sequence_length)`): token ids (int32 or int64).
-            attention_mask (`Tensor` of shape `(batch_size, sequence_length)`, *optional*): 1 (or True) for tokens
-                to attend to, 0 (False) for padding (left or right); bool, int or float.
+            attention_mask (`Tensor` of shape `(batch_size, past + sequence_length)`, *optional*): 1 (or True) for
+                tokens to attend to, 0 (False) for padding (left or right), covering the cached tokens too (all slots
+                of a `StaticCache`); bool, int or float.
             position_ids (`Tensor` of shape `(batch_size, sequence_length)`, *optional*): rotary positions, defaults
-                to 0..len-1. Without `attention_mask` and with `use_cache=False`, positions that restart mark packed
-                sequences (which do not attend to each other).
-            past_key_values: not supported yet (must be None).
+                to the tokens' indices counting the cached ones. Without `attention_mask` and with `use_cache=False`,
+                positions that restart mark packed sequences (which do not attend to each other).
+            past_key_values (`DynamicCache`, `StaticCache` or a tuple of per-layer `(key, value)`, *optional*): the
+                cache of the tokens before these; a cache object is updated in place.
             inputs_embeds (`Tensor` of shape `(batch_size, sequence_length, hidden_size)`, *optional*): instead of
                 `input_ids`.
-            use_cache (`bool`, *optional*, defaults to `config.use_cache`): no cache is returned yet; as in
-                transformers, `False` lets position ids mark packed sequences.
+            use_cache (`bool`, *optional*, defaults to `config.use_cache`): return `past_key_values` (not in training
+                mode); as in transformers, `False` lets position ids mark packed sequences.
             output_attentions / output_hidden_states (`bool`, *optional*): also return per-layer attentions /
                 hidden states (defaults from the config).
             return_dict (`bool`, *optional*): return a `ModelOutput` (default `config.return_dict`) or a tuple.
+            cache_position (`Tensor` of shape `(sequence_length,)`, *optional*): the slots of a `StaticCache` the
+                tokens are written to (default: after the tokens it holds).
         """
-        sequence_output, _, hidden_states, attentions = self.forward_parts(
+        sequence_output, cache, hidden_states, attentions = self.forward_parts(
             input_ids, attention_mask, position_ids, past_key_values, inputs_embeds, use_cache, output_attentions,
-            output_hidden_states,
+            output_hidden_states, cache_position,
         )
-        return with_extras((sequence_output,), None, hidden_states, attentions)
+        return with_extras(with_cache((sequence_output,), cache), None, hidden_states, attentions)
 
 
-class LlamaForCausalLM(LlamaPreTrainedModel):
+class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
     """Llama with a language modeling head (`lm_head`, tied to the input embeddings when
     `config.tie_word_embeddings`)."""
 
@@ -358,7 +376,7 @@ class LlamaForCausalLM(LlamaPreTrainedModel):
 
     def construct(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
                   inputs_embeds=None, labels=None, use_cache=None, logits_to_keep=0, output_attentions=None,
-                  output_hidden_states=None, return_dict=None):
+                  output_hidden_states=None, return_dict=None, cache_position=None):
         r"""
         labels (`Tensor` of shape `(batch_size, sequence_length)`, *optional*): the token ids themselves (the model
             shifts them: the logits at token t are scored against label t + 1); -100 marks tokens the loss ignores
@@ -367,15 +385,15 @@ class LlamaForCausalLM(LlamaPreTrainedModel):
             `logits_to_keep` positions only (0: all), or of the positions a 1-D / 2-D integer tensor lists.
         See `LlamaModel.construct` for the others.
         """
-        hidden_states, _, all_hidden_states, attentions = self._run_model(
+        hidden_states, cache, all_hidden_states, attentions = self._run_model(
             input_ids, attention_mask, position_ids, past_key_values, inputs_embeds, use_cache, output_attentions,
-            output_hidden_states,
+            output_hidden_states, cache_position,
         )
         logits = self.lm_head(slice_logits_to_keep(hidden_states, logits_to_keep))
         loss = None
         if labels is not None:
             loss = causal_lm_loss(logits, labels, self.config.vocab_size)
-        return with_extras((logits,), loss, all_hidden_states, attentions)
+        return with_extras(with_cache((logits,), cache), loss, all_hidden_states, attentions)
 
 
 class LlamaForSequenceClassification(LlamaPreTrainedModel):
@@ -396,16 +414,16 @@ class LlamaForSequenceClassification(LlamaPreTrainedModel):
 
     def construct(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None,
                   inputs_embeds=None, labels=None, use_cache=None, output_attentions=None, output_hidden_states=None,
-                  return_dict=None):
+                  return_dict=None, cache_position=None):
         r"""
         labels (`Tensor` of shape `(batch_size,)`, *optional*): class indices (int32/int64) for single-label
             classification, floats for regression (`num_labels == 1`), or `(batch_size, num_labels)` multi-hot
             floats for multi-label classification; see `config.problem_type`. With `inputs_embeds`, padding cannot be
             seen and the last position is used. See `LlamaModel.construct` for the others.
         """
-        hidden_states, _, all_hidden_states, attentions = self._run_model(
+        hidden_states, cache, all_hidden_states, attentions = self._run_model(
             input_ids, attention_mask, position_ids, past_key_values, inputs_embeds, use_cache, output_attentions,
-            output_hidden_states,
+            output_hidden_states, cache_position,
         )
         logits = self.score(hidden_states)
         batch_size = input_ids.shape[0] if input_ids is not None else inputs_embeds.shape[0]
@@ -415,7 +433,7 @@ class LlamaForSequenceClassification(LlamaPreTrainedModel):
         loss = None
         if labels is not None:
             loss = sequence_classification_loss(pooled_logits, labels, self.num_labels, self.config.problem_type)
-        return with_extras((pooled_logits,), loss, all_hidden_states, attentions)
+        return with_extras(with_cache((pooled_logits,), cache), loss, all_hidden_states, attentions)
 
 
 def _token_classifier_dropout(config) -> float:
@@ -452,7 +470,7 @@ class LlamaForTokenClassification(LlamaPreTrainedModel):
         sequence_output, _, all_hidden_states, attentions = self._run_model(
             input_ids, attention_mask, position_ids, past_key_values, inputs_embeds, use_cache, output_attentions,
             output_hidden_states,
-        )
+        )  # transformers' token-classification output has no cache: it is dropped
         logits = self.score(self.dropout(sequence_output))
         loss = None
         if labels is not None:
