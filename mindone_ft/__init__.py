@@ -28,6 +28,8 @@ from .models.distilbert import *  # noqa: E402,F401,F403
 from .models.mpnet import *  # noqa: E402,F401,F403
 from .models.modernbert import *  # noqa: E402,F401,F403
 from .models.electra import *  # noqa: E402,F401,F403
+from .models.gemma3 import *  # noqa: E402,F401,F403
+from .models.gpt2 import *  # noqa: E402,F401,F403
 from .models.llama import *  # noqa: E402,F401,F403
 from .models.mistral import *  # noqa: E402,F401,F403
 from .models.qwen2 import *  # noqa: E402,F401,F403

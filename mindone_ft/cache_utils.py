@@ -137,11 +137,6 @@ def cache_positions(past_key_values, cache_position, seq_length: int):
     return positions, past_length + seq_length
 
 
-def with_cache(outputs: tuple, cache) -> tuple:
-    """transformers' decoder layout: the cache right after the first outputs (logits / last hidden state)."""
-    return outputs if cache is None else outputs + (cache,)
-
-
 # --- the model boundary (`MSPreTrainedModel.__call__`) -------------------------------------------------------------
 
 

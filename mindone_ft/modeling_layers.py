@@ -12,7 +12,7 @@ from typing import Callable, Dict, Optional
 import mindspore as ms
 import numpy as np
 from mindspore import Parameter, Tensor, nn, ops
-from mindspore.common.initializer import initializer
+from mindspore.common.initializer import Normal, initializer
 
 from .kernels import cpu as cpu_kernels
 from .utils import compat
@@ -91,6 +91,38 @@ class Linear(nn.Dense):
         shape = x.shape
         y = self.cpu_bias_add(self.matmul(x.reshape(-1, shape[-1]), self.weight), self.bias)
         return y.reshape(shape[:-1] + (y.shape[-1],))
+
+
+class Conv1D(nn.Cell):
+    """transformers' `Conv1D` (GPT-2's projections): a linear layer whose `weight` is stored as `(in_features,
+    out_features)`, the transpose of `Linear`'s, so `y = x @ weight + bias`. Kept in that layout (not transposed at
+    load/save) so that checkpoint names, shapes and bytes stay those transformers writes.
+
+    Args:
+        nf (`int`): output features (transformers' argument order: output first).
+        nx (`int`): input features.
+    """
+
+    def __init__(self, nf: int, nx: int):
+        super().__init__()
+        self.nf = nf
+        self.weight = Parameter(initializer(Normal(0.02, 0.0), (nx, nf), ms.float32), name="weight")
+        self.bias = Parameter(initializer("zeros", (nf,), ms.float32), name="bias")
+        self.matmul = ops.MatMul()
+        self.bias_add = ops.BiasAdd()
+        # Like `Linear`: MindSpore's BiasAddGrad is slow on CPU, mindone_ft's kernel adds float32 biases there.
+        self.use_cpu_kernel = compat.use_cpu_kernels()
+        if self.use_cpu_kernel:
+            self.cpu_bias_add = cpu_kernels.bias_add_op()
+
+    def construct(self, x):
+        shape = x.shape
+        y = self.matmul(x.reshape(-1, shape[-1]), self.weight)
+        if self.use_cpu_kernel and y.dtype == ms.float32 and self.bias.dtype == ms.float32:
+            y = self.cpu_bias_add(y, self.bias)
+        else:
+            y = self.bias_add(y, self.bias)
+        return y.reshape(shape[:-1] + (self.nf,))
 
 
 class Embedding(nn.Cell):
@@ -274,6 +306,8 @@ def eager_attention(
 
     Shapes: query/key/value `(batch, heads, seq, head_dim)`; `attention_mask` is additive, broadcastable to
     `(batch, heads, seq_q, seq_k)`. Returns `(context (batch, seq, heads, head_dim), probabilities)`.
+    Probabilities of another dtype than `value` (scores upcast to float32, GPT-2's `reorder_and_upcast_attn`) are
+    cast to `value`'s dtype before the dropout, as transformers does.
 
     This is the only attention implementation so far, on every backend. Ascend's fused
     `ops.flash_attention_score` would plug in here behind `compat.use_ascend_kernels()`, but it is not wired in
@@ -283,6 +317,8 @@ def eager_attention(
     if attention_mask is not None:
         scores = scores + attention_mask
     probs = softmax(scores)
+    if probs.dtype != value.dtype:
+        probs = probs.astype(value.dtype)
     probs = dropout(probs)
     if head_mask is not None:
         probs = probs * head_mask
@@ -526,13 +562,21 @@ def classifier_dropout_rate(config, attribute: str = "classifier_dropout") -> fl
     return config.hidden_dropout_prob if rate is None else rate
 
 
-def sequence_classification_outputs(logits, labels, problem_type: Optional[str], hidden_states, attentions):
-    """`(loss?, logits, ...)` of a `...ForSequenceClassification` head: `logits` `(batch, num_labels)`, the loss of
-    `config.problem_type` (see `sequence_classification_loss`) when `labels` are given."""
+def with_cache(outputs: tuple, cache) -> tuple:
+    """transformers' decoder layout: the key/value cache (when returned) right after the first outputs (logits or
+    last hidden state)."""
+    return outputs if cache is None else outputs + (cache,)
+
+
+def sequence_classification_outputs(logits, labels, problem_type: Optional[str], hidden_states, attentions,
+                                    cache=None):
+    """`(loss?, logits, cache?, ...)` of a `...ForSequenceClassification` head: `logits` `(batch, num_labels)`, the
+    loss of `config.problem_type` (see `sequence_classification_loss`) when `labels` are given; decoders' heads pass
+    their key/value cache."""
     loss = None
     if labels is not None:
         loss = sequence_classification_loss(logits, labels, logits.shape[-1], problem_type)
-    return with_extras((logits,), loss, hidden_states, attentions)
+    return with_extras(with_cache((logits,), cache), loss, hidden_states, attentions)
 
 
 def token_classification_outputs(logits, labels, hidden_states, attentions):
@@ -828,10 +872,27 @@ def causal_lm_loss(logits, labels, vocab_size: int, ignore_index: int = -100):
     return cross_entropy(logits.view(-1, vocab_size), shift_labels.view(-1), ignore_index)
 
 
+def causal_lm_outputs(logits, labels, vocab_size: int, hidden_states, attentions, cache=None):
+    """`(loss?, logits, cache?, ...)` of a causal-LM head: `causal_lm_loss` (labels shifted inside) when `labels`
+    are given, and the key/value cache when the model returns one."""
+    loss = None
+    if labels is not None:
+        loss = causal_lm_loss(logits, labels, vocab_size)
+    return with_extras(with_cache((logits,), cache), loss, hidden_states, attentions)
+
+
+def soft_cap(x, cap: float):
+    """Gemma's tanh soft-capping of the logits, `cap * tanh(x / cap)`, in transformers' operation order: values
+    stay within `(-cap, cap)`. `compat.accurate_tanh`: MindSpore's CPU tanh is off by 1e-4 near |x| = 5."""
+    return compat.accurate_tanh(x / cap) * cap
+
+
 def last_non_pad_token_logits(logits, input_ids, pad_token_id: Optional[int]):
     """Pooling of transformers' decoder `ForSequenceClassification` heads: per row, the logits `(batch, seq, labels)`
     at the rightmost token that is not `pad_token_id` (left or right padding alike); at the last position when there
-    are no `input_ids` or no pad token."""
+    are no `input_ids` or no pad token (which, as in transformers, is an error for batches of more than one row)."""
+    if pad_token_id is None and logits.shape[0] != 1:
+        raise ValueError("Cannot handle batch sizes > 1 if no padding token is defined.")
     if pad_token_id is None or input_ids is None:
         return logits[:, -1]
     non_pad_mask = (input_ids != pad_token_id).astype(ms.int32)

@@ -27,6 +27,8 @@ __all__ = [
     "BaseModelOutputWithPast",
     "CausalLMOutputWithPast",
     "SequenceClassifierOutputWithPast",
+    "BaseModelOutputWithPastAndCrossAttentions",
+    "CausalLMOutputWithCrossAttentions",
 ]
 
 
@@ -273,3 +275,29 @@ class SequenceClassifierOutputWithPast(ModelOutput):
     past_key_values: Optional[object] = None
     hidden_states: Optional[Tuple[ms.Tensor, ...]] = None
     attentions: Optional[Tuple[ms.Tensor, ...]] = None
+
+
+# GPT-2's outputs carry a `cross_attentions` field (its blocks can cross-attend to an encoder in transformers); it is
+# never returned here: mindone_ft's GPT-2 rejects `add_cross_attention`.
+
+
+@dataclass
+class BaseModelOutputWithPastAndCrossAttentions(BaseModelOutputWithPast):
+    """
+    Args:
+        last_hidden_state, past_key_values, hidden_states, attentions: see [`BaseModelOutputWithPast`].
+        cross_attentions (*optional*): attention over an encoder's states; never returned (always None).
+    """
+
+    cross_attentions: Optional[Tuple[ms.Tensor, ...]] = None
+
+
+@dataclass
+class CausalLMOutputWithCrossAttentions(CausalLMOutputWithPast):
+    """
+    Args:
+        loss, logits, past_key_values, hidden_states, attentions: see [`CausalLMOutputWithPast`].
+        cross_attentions (*optional*): attention over an encoder's states; never returned (always None).
+    """
+
+    cross_attentions: Optional[Tuple[ms.Tensor, ...]] = None

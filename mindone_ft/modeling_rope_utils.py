@@ -1,9 +1,10 @@
 """Rotary position embedding parameters for `config.rope_parameters`, mirroring transformers 5.23's
 `modeling_rope_utils.py`.
 
-Each `_compute_<type>_parameters(config)` returns `(inv_freq, attention_scaling)`: the inverse frequencies as a
-float32 numpy array (computed once, at construction, in the same float32 operation order as transformers) and the
-factor the cos/sin are multiplied by. `ROPE_INIT_FUNCTIONS` maps `rope_type` to them, as in transformers.
+Each `_compute_<type>_parameters(config, layer_type=None)` returns `(inv_freq, attention_scaling)`: the inverse
+frequencies as a float32 numpy array (computed once, at construction, in the same float32 operation order as
+transformers) and the factor the cos/sin are multiplied by; with `layer_type`, from the RoPE parameters of that layer
+type (Gemma 3). `ROPE_INIT_FUNCTIONS` maps `rope_type` to them, as in transformers.
 
 `dynamic` (NTK) RoPE depends on the sequence length: its construction-time frequencies are those of
 `max_position_embeddings`, and `dynamic_ntk_inv_freq` recomputes them inside the graph for the length of the
@@ -14,7 +15,7 @@ own length (the result does not depend on earlier calls).
 """
 
 import math
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
 import mindspore as ms
 import numpy as np
@@ -25,37 +26,40 @@ from .modeling_layers import rotary_inv_freq
 __all__ = ["ROPE_INIT_FUNCTIONS", "rope_parameters", "rope_dim", "dynamic_ntk_inv_freq"]
 
 
-def rope_parameters(config) -> dict:
+def rope_parameters(config, layer_type: Optional[str] = None) -> dict:
     """`config.rope_parameters` after transformers' standardization (`rope_type`, `rope_theta`, and for llama3,
-    yarn and longrope `original_max_position_embeddings`)."""
+    yarn and longrope `original_max_position_embeddings`); with `layer_type`, the parameters of that layer type
+    (configs whose `rope_parameters` are keyed by `layer_types`, like Gemma 3's)."""
     config.standardize_rope_params()
-    return config.rope_parameters
+    params = config.rope_parameters
+    return params[layer_type] if layer_type is not None else params
 
 
-def rope_dim(config) -> int:
+def rope_dim(config, layer_type: Optional[str] = None) -> int:
     """Rotated dimensions per head: `head_dim` (or `hidden_size // num_attention_heads`) times
     `partial_rotary_factor`."""
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
-    return int(head_dim * rope_parameters(config).get("partial_rotary_factor", 1.0))
+    return int(head_dim * rope_parameters(config, layer_type).get("partial_rotary_factor", 1.0))
 
 
-def _compute_default_rope_parameters(config) -> Tuple[np.ndarray, float]:
+def _compute_default_rope_parameters(config, layer_type: Optional[str] = None) -> Tuple[np.ndarray, float]:
     """The original RoPE: `1 / theta^(2i/dim)`."""
-    return rotary_inv_freq(rope_dim(config), rope_parameters(config)["rope_theta"]), 1.0
+    return rotary_inv_freq(rope_dim(config, layer_type), rope_parameters(config, layer_type)["rope_theta"]), 1.0
 
 
-def _compute_linear_scaling_rope_parameters(config) -> Tuple[np.ndarray, float]:
+def _compute_linear_scaling_rope_parameters(config, layer_type: Optional[str] = None) -> Tuple[np.ndarray, float]:
     """Linear scaling (position interpolation): the default frequencies divided by `factor`."""
-    inv_freq, attention_scaling = _compute_default_rope_parameters(config)
-    return (inv_freq / np.float32(rope_parameters(config)["factor"])).astype(np.float32), attention_scaling
+    inv_freq, attention_scaling = _compute_default_rope_parameters(config, layer_type)
+    factor = np.float32(rope_parameters(config, layer_type)["factor"])
+    return (inv_freq / factor).astype(np.float32), attention_scaling
 
 
-def _compute_dynamic_ntk_parameters(config) -> Tuple[np.ndarray, float]:
+def _compute_dynamic_ntk_parameters(config, layer_type: Optional[str] = None) -> Tuple[np.ndarray, float]:
     """Dynamic NTK scaling at construction time (sequence length `max_position_embeddings`): the base becomes
     `theta * (factor * seq_len / max_position_embeddings - (factor - 1))^(dim / (dim - 2))`, which is `theta` here.
     Longer sequences recompute it in the graph (`dynamic_ntk_inv_freq`)."""
-    params = rope_parameters(config)
-    dim, factor, seq_len = rope_dim(config), params["factor"], config.max_position_embeddings
+    params = rope_parameters(config, layer_type)
+    dim, factor, seq_len = rope_dim(config, layer_type), params["factor"], config.max_position_embeddings
     base = params["rope_theta"] * ((factor * seq_len / config.max_position_embeddings) - (factor - 1)) ** (dim / (dim - 2))
     return rotary_inv_freq(dim, base), 1.0
 
@@ -80,13 +84,13 @@ def _yarn_mscale(scale: float, mscale: float = 1) -> float:
     return 0.1 * mscale * math.log(scale) + 1.0
 
 
-def _compute_yarn_parameters(config) -> Tuple[np.ndarray, float]:
+def _compute_yarn_parameters(config, layer_type: Optional[str] = None) -> Tuple[np.ndarray, float]:
     """YaRN: frequencies ramped from extrapolated (high-frequency dimensions) to interpolated by `factor`
     (low-frequency ones) between the correction range of `beta_fast`/`beta_slow` rotations, and an attention
     factor (`0.1 * ln(factor) + 1` unless `attention_factor` or `mscale`/`mscale_all_dim` say otherwise)."""
-    params = rope_parameters(config)
+    params = rope_parameters(config, layer_type)
     base = params["rope_theta"]
-    dim = rope_dim(config)
+    dim = rope_dim(config, layer_type)
     factor = params["factor"]
     attention_factor = params.get("attention_factor")
     mscale, mscale_all_dim = params.get("mscale"), params.get("mscale_all_dim")
@@ -121,11 +125,11 @@ def _compute_yarn_parameters(config) -> Tuple[np.ndarray, float]:
     return inv_freq.astype(np.float32), attention_factor
 
 
-def _compute_llama3_parameters(config) -> Tuple[np.ndarray, float]:
+def _compute_llama3_parameters(config, layer_type: Optional[str] = None) -> Tuple[np.ndarray, float]:
     """Llama 3.1: wavelengths above `original_max_position_embeddings / low_freq_factor` are divided by `factor`,
     those below `... / high_freq_factor` are kept, and those in between are interpolated smoothly."""
-    params = rope_parameters(config)
-    inv_freq, attention_scaling = _compute_default_rope_parameters(config)
+    params = rope_parameters(config, layer_type)
+    inv_freq, attention_scaling = _compute_default_rope_parameters(config, layer_type)
     factor = np.float32(params["factor"])
     low_freq_factor, high_freq_factor = params["low_freq_factor"], params["high_freq_factor"]
     old_context_len = params["original_max_position_embeddings"]

@@ -57,6 +57,7 @@ AUTO_CLASS_BY_SUFFIX = {
     "ForMultipleChoice": "AutoModelForMultipleChoice",
     "ForPreTraining": "AutoModelForPreTraining",
     "ForCausalLM": "AutoModelForCausalLM",
+    "LMHeadModel": "AutoModelForCausalLM",  # GPT-2's name for its causal LM
     "Model": "AutoModel",
 }
 
@@ -88,7 +89,9 @@ class ModelFamily:
     padding_side: str = "right"
 
     def ms_class(self, name: str):
-        module = importlib.import_module(f"mindone_ft.models.{self.model_type.replace('-', '_')}")
+        from mindone_ft.models.auto.modeling_auto import model_module_name
+
+        module = importlib.import_module(f"mindone_ft.models.{model_module_name(self.model_type)}")
         return getattr(module, name)
 
 
@@ -131,7 +134,7 @@ def label_cases(family: ModelFamily, head: str) -> Dict[str, Tuple[dict, dict]]:
                 result["next_sentence_label"] = rng.integers(0, 2, ids.shape[0])
             return result
         return {"mlm": ({}, mlm_labels)}
-    if suffix == "ForCausalLM":  # the model shifts them; padding is not a target
+    if suffix in ("ForCausalLM", "LMHeadModel"):  # the model shifts them; padding is not a target
         def causal_lm_labels(c, rng, ids):
             pad = c.pad_token_id if c.pad_token_id is not None else 0  # make_inputs' padding token
             return {"labels": np.where(ids == pad, -100, ids)}

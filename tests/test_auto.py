@@ -65,20 +65,20 @@ def test_auto_matches_transformers_auto(model_path):
 
 
 def test_unknown_model_type_names_the_supported_ones(tmp_path):
-    folder = tmp_path / "gpt2"
-    transformers.GPT2Config(n_layer=1, n_embd=16, n_head=2).save_pretrained(folder)
-    supported = ("albert, bert, deberta-v2, distilbert, electra, llama, mistral, modernbert, mpnet, qwen2, qwen3, "
-                 "roberta, xlm-roberta")
-    with pytest.raises(ValueError, match=rf"model_type='gpt2'.*supports model types: {supported}\."):
+    folder = tmp_path / "opt"
+    transformers.OPTConfig(num_hidden_layers=1, hidden_size=16, num_attention_heads=2).save_pretrained(folder)
+    supported = ("albert, bert, deberta-v2, distilbert, electra, gemma3_text, gpt2, llama, mistral, modernbert, mpnet, "
+                 "qwen2, qwen3, roberta, xlm-roberta")
+    with pytest.raises(ValueError, match=rf"model_type='opt'.*supports model types: {supported}\."):
         mindone_ft.AutoModelForSequenceClassification.from_pretrained(folder)
     with pytest.raises(ValueError, match=f"supports model types: {supported}"):
-        mindone_ft.AutoModel.from_config(transformers.GPT2Config())
+        mindone_ft.AutoModel.from_config(transformers.OPTConfig())
     # Only the types that have the head are named: ModernBERT has no pretraining head in transformers either.
     with pytest.raises(ValueError, match="supports model types: albert, bert, deberta-v2, distilbert, electra, mpnet, "
                                          "roberta, xlm-roberta\\."):
-        mindone_ft.AutoModelForPreTraining.from_config(transformers.GPT2Config())
+        mindone_ft.AutoModelForPreTraining.from_config(transformers.OPTConfig())
     config = json.loads((folder / "config.json").read_text())
-    assert config["model_type"] == "gpt2"
+    assert config["model_type"] == "opt"
 
 
 def test_auto_errors(tmp_path):

@@ -173,5 +173,5 @@ def test_unsupported_options_are_rejected(pynative):
             "rope_type": "longrope", "rope_theta": 10000.0, "short_factor": [1.0] * 6, "long_factor": [2.0] * 6,
             "original_max_position_embeddings": 4096}))
     model = mindone_ft.LlamaModel(tiny_llama_config())
-    with pytest.raises(NotImplementedError, match="past_key_values"):
+    with pytest.raises(TypeError, match="DynamicCache"):
         model(input_ids=np.ones((1, 3), np.int64), past_key_values=object())

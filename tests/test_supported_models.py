@@ -5,7 +5,12 @@ import os
 
 import pytest
 
-from mindone_ft.models.auto.modeling_auto import TASK_TABLES, supported_models, supported_models_markdown
+from mindone_ft.models.auto.modeling_auto import (
+    TASK_TABLES,
+    model_module_name,
+    supported_models,
+    supported_models_markdown,
+)
 from update_parity_figures import BEGIN, DOC, END, FIGURES
 
 
@@ -35,7 +40,7 @@ def test_every_auto_entry_imports(title, names):
     import importlib
 
     for model_type, class_name in names.items():
-        module = importlib.import_module(f"mindone_ft.models.{model_type.replace('-', '_')}")
+        module = importlib.import_module(f"mindone_ft.models.{model_module_name(model_type)}")
         cls = getattr(module, class_name)
         assert cls.config_class.model_type == model_type, (title, model_type, class_name)
         import mindone_ft

@@ -18,6 +18,7 @@ How a call runs (greedy or sampling; beam search is not implemented):
 """
 
 import copy
+import inspect
 import json
 import logging
 import os
@@ -167,15 +168,15 @@ class GenerationMixin:
         model_kwargs = generation_config.update(**kwargs)
         return generation_config, model_kwargs
 
-    @staticmethod
-    def _check_supported(generation_config: GenerationConfig, model_kwargs: Dict[str, Any]) -> None:
+    def _check_supported(self, generation_config: GenerationConfig, model_kwargs: Dict[str, Any]) -> None:
+        accepted = {"token_type_ids"} & set(inspect.signature(self.construct).parameters)
         for name, (is_set, why) in _UNSUPPORTED_SETTINGS.items():
             if is_set(getattr(generation_config, name, None)):
                 raise NotImplementedError(f"generate(): {name}={getattr(generation_config, name)!r}: {why}.")
         for name, why in _UNSUPPORTED_ARGUMENTS.items():
             if model_kwargs.get(name) is not None:
                 raise NotImplementedError(f"generate(): {name}: {why}.")
-        unused = sorted(k for k, v in model_kwargs.items() if k not in _UNSUPPORTED_ARGUMENTS)
+        unused = sorted(k for k, v in model_kwargs.items() if k not in _UNSUPPORTED_ARGUMENTS and k not in accepted)
         if unused:
             raise ValueError(f"The following `model_kwargs` are not used by generate(): {unused} (generation "
                              "settings are GenerationConfig's fields; model inputs are input_ids and attention_mask).")
@@ -233,9 +234,13 @@ class GenerationMixin:
             pad_token_id = eos_token_ids[0]
 
         mask = self._attention_mask_for_generation(prompts, attention_mask, pad_token_id, eos_token_ids)
+        # GPT-2's segments: the prompts' own, and each row's last one for the new tokens (as transformers)
+        token_types = model_kwargs.get("token_type_ids")
+        token_types = None if token_types is None else _to_numpy(token_types).astype(np.int64).reshape(prompts.shape)
         repeats = generation_config.num_return_sequences or 1
         if repeats > 1:
             prompts, mask = np.repeat(prompts, repeats, axis=0), np.repeat(mask, repeats, axis=0)
+            token_types = None if token_types is None else np.repeat(token_types, repeats, axis=0)
 
         prompt_length = prompts.shape[1]
         if generation_config.max_new_tokens is not None:
@@ -251,8 +256,8 @@ class GenerationMixin:
         if was_training:  # dropout off, and the model returns its cache only outside training
             self.set_train(False)
         try:
-            return self._decode(prompts, mask, max_length, generation_config, eos_token_ids, pad_token_id, streamer,
-                                seed, input_dtype)
+            return self._decode(prompts, mask, token_types, max_length, generation_config, eos_token_ids,
+                                pad_token_id, streamer, seed, input_dtype)
         finally:
             if was_training:
                 self.set_train(True)
@@ -273,8 +278,8 @@ class GenerationMixin:
                            "generation results, please set `padding_side='left'` when initializing the tokenizer.")
         return mask
 
-    def _decode(self, prompts, mask, max_length, generation_config, eos_token_ids, pad_token_id, streamer, seed,
-                input_dtype):
+    def _decode(self, prompts, mask, token_types, max_length, generation_config, eos_token_ids, pad_token_id, streamer,
+                seed, input_dtype):
         batch, prompt_length = prompts.shape
         bucket_length = _round_up(prompt_length, PROMPT_BUCKET)
         extra = bucket_length - prompt_length
@@ -282,6 +287,11 @@ class GenerationMixin:
         fill = pad_token_id if pad_token_id is not None else 0
         padded_ids = np.concatenate([np.full((batch, extra), fill, np.int64), prompts], axis=1)
         padded_mask = np.concatenate([np.zeros((batch, extra), np.int64), mask], axis=1)
+        prefill_inputs, step_inputs = {}, {}
+        if token_types is not None:
+            padded_types = np.concatenate([np.zeros((batch, extra), np.int64), token_types], axis=1)
+            prefill_inputs["token_type_ids"] = Tensor(padded_types.astype(np.int32))
+            step_inputs["token_type_ids"] = Tensor(token_types[:, -1:].astype(np.int32))
         # transformers' positions for left padding: count of real tokens before, 1 at padding
         positions = np.where(padded_mask == 0, 1, np.cumsum(padded_mask, axis=1) - 1)
         cache_mask = Tensor(np.concatenate([padded_mask, np.ones((batch, capacity - bucket_length), np.int64)],
@@ -300,7 +310,7 @@ class GenerationMixin:
 
         outputs = self(input_ids=Tensor(padded_ids.astype(np.int32)), attention_mask=cache_mask,
                        position_ids=Tensor(positions.astype(np.int32)), past_key_values=cache, use_cache=True,
-                       logits_to_keep=1, return_dict=True)
+                       logits_to_keep=1, return_dict=True, **prefill_inputs)
         while True:
             logits = outputs.logits[:, -1].astype(ms.float32).asnumpy()
             scores = logits_process.apply_processors(processors, sequences, logits)
@@ -326,7 +336,7 @@ class GenerationMixin:
                 break
             outputs = self(input_ids=Tensor(next_tokens[:, None].astype(np.int32)), attention_mask=cache_mask,
                            position_ids=Tensor(next_positions[:, None].astype(np.int32)), past_key_values=cache,
-                           use_cache=True, logits_to_keep=1, return_dict=True)
+                           use_cache=True, logits_to_keep=1, return_dict=True, **step_inputs)
             next_positions = next_positions + 1
         if streamer is not None:
             streamer.end()

@@ -18,6 +18,8 @@ MODEL_MAPPING_NAMES = OrderedDict([
     ("deberta-v2", "DebertaV2Model"),
     ("distilbert", "DistilBertModel"),
     ("electra", "ElectraModel"),
+    ("gemma3_text", "Gemma3TextModel"),
+    ("gpt2", "GPT2Model"),
     ("llama", "LlamaModel"),
     ("mistral", "MistralModel"),
     ("modernbert", "ModernBertModel"),
@@ -50,6 +52,8 @@ MODEL_FOR_MASKED_LM_MAPPING_NAMES = OrderedDict([
     ("xlm-roberta", "XLMRobertaForMaskedLM"),
 ])
 MODEL_FOR_CAUSAL_LM_MAPPING_NAMES = OrderedDict([
+    ("gemma3_text", "Gemma3ForCausalLM"),
+    ("gpt2", "GPT2LMHeadModel"),
     ("llama", "LlamaForCausalLM"),
     ("mistral", "MistralForCausalLM"),
     ("qwen2", "Qwen2ForCausalLM"),
@@ -61,6 +65,8 @@ MODEL_FOR_SEQUENCE_CLASSIFICATION_MAPPING_NAMES = OrderedDict([
     ("deberta-v2", "DebertaV2ForSequenceClassification"),
     ("distilbert", "DistilBertForSequenceClassification"),
     ("electra", "ElectraForSequenceClassification"),
+    ("gemma3_text", "Gemma3TextForSequenceClassification"),
+    ("gpt2", "GPT2ForSequenceClassification"),
     ("llama", "LlamaForSequenceClassification"),
     ("mistral", "MistralForSequenceClassification"),
     ("modernbert", "ModernBertForSequenceClassification"),
@@ -76,6 +82,7 @@ MODEL_FOR_TOKEN_CLASSIFICATION_MAPPING_NAMES = OrderedDict([
     ("deberta-v2", "DebertaV2ForTokenClassification"),
     ("distilbert", "DistilBertForTokenClassification"),
     ("electra", "ElectraForTokenClassification"),
+    ("gpt2", "GPT2ForTokenClassification"),
     ("llama", "LlamaForTokenClassification"),
     ("mistral", "MistralForTokenClassification"),
     ("modernbert", "ModernBertForTokenClassification"),
@@ -91,6 +98,7 @@ MODEL_FOR_QUESTION_ANSWERING_MAPPING_NAMES = OrderedDict([
     ("deberta-v2", "DebertaV2ForQuestionAnswering"),
     ("distilbert", "DistilBertForQuestionAnswering"),
     ("electra", "ElectraForQuestionAnswering"),
+    ("gpt2", "GPT2ForQuestionAnswering"),
     ("llama", "LlamaForQuestionAnswering"),
     ("mistral", "MistralForQuestionAnswering"),
     ("modernbert", "ModernBertForQuestionAnswering"),
@@ -113,9 +121,14 @@ MODEL_FOR_MULTIPLE_CHOICE_MAPPING_NAMES = OrderedDict([
 ])
 
 
+# Model types whose family lives in a folder of another name, as transformers' `SPECIAL_MODEL_TYPE_TO_MODULE_NAME`
+# (Gemma 3's text model sits beside the multimodal one, in `gemma3`).
+SPECIAL_MODEL_TYPE_TO_MODULE_NAME = {"gemma3_text": "gemma3"}
+
+
 def model_module_name(model_type: str) -> str:
-    """`mindone_ft.models` subpackage of a model type ("xlm-roberta" -> "xlm_roberta")."""
-    return model_type.replace("-", "_")
+    """`mindone_ft.models` subpackage of a model type ("xlm-roberta" -> "xlm_roberta", "gemma3_text" -> "gemma3")."""
+    return SPECIAL_MODEL_TYPE_TO_MODULE_NAME.get(model_type, model_type.replace("-", "_"))
 
 
 class _LazyAutoMapping(Dict[str, type]):

@@ -7,9 +7,10 @@ Module and parameter names are the Hugging Face ones (`model.layers.0.self_attn.
 What a decoder adds to the encoder families: causal attention (combined with the padding mask, so left- and
 right-padded batches both work), grouped-query attention (`num_key_value_heads` key/value heads shared by the query
 heads of their group), RoPE with every `rope_parameters["rope_type"]` of `mindone_ft.modeling_rope_utils`, a gated
-SiLU MLP, pre-norm layers with RMSNorm, and the causal-LM head (shifted loss, `logits_to_keep`). Mistral, Qwen2 and
-Qwen3 subclass these pieces and override only what differs; `layer_types` ("full_attention" /
-"sliding_attention") says which layers attend within `config.sliding_window`.
+SiLU MLP, pre-norm layers with RMSNorm, and the causal-LM head (shifted loss, `logits_to_keep`). Mistral, Qwen2,
+Qwen3 and Gemma 3 subclass these pieces and override only what differs (the `*_class` attributes say which piece a
+family swaps; GPT-2 reuses the heads); `layer_types` ("full_attention" / "sliding_attention") says which layers
+attend within `config.sliding_window`.
 
 Positions are `position_ids` when given, else the token's index counting the cached ones, like transformers' forward
 (for left-padded prompts, `generate()` derives them from the attention mask). With `use_cache` (outside training)
@@ -18,10 +19,9 @@ per-layer `(key, value)` pairs, growing (`DynamicCache`) or of fixed capacity wr
 (`StaticCache`, what `generate()` uses so that one compiled graph serves every decoding step).
 """
 
-from typing import Tuple
+from typing import Optional, Tuple
 
-import mindspore as ms
-from mindspore import Tensor, nn, ops
+from mindspore import Tensor, nn
 from transformers import LlamaConfig
 
 from ...modeling_layers import (
@@ -32,7 +32,7 @@ from ...modeling_layers import (
     Softmax,
     apply_rotary_pos_emb,
     causal_attention_mask,
-    causal_lm_loss,
+    causal_lm_outputs,
     cross_entropy,
     eager_attention,
     get_activation,
@@ -40,12 +40,14 @@ from ...modeling_layers import (
     question_answering_loss,
     repeat_kv,
     rotary_cos_sin,
-    sequence_classification_loss,
+    sequence_classification_outputs,
     slice_logits_to_keep,
+    soft_cap,
     update_key_value_cache,
+    with_cache,
     with_extras,
 )
-from ...cache_utils import cache_positions, is_static_cache, with_cache
+from ...cache_utils import cache_positions, is_static_cache
 from ...modeling_outputs import (
     BaseModelOutputWithPast,
     CausalLMOutputWithPast,
@@ -80,28 +82,29 @@ def head_dim_of(config) -> int:
 class LlamaRotaryEmbedding(nn.Cell):
     """`(cos, sin)` for the positions, from `config.rope_parameters` (`rope_type` "default", "linear", "dynamic",
     "yarn" or "llama3"). The inverse frequencies are constants, not parameters, like transformers' non-persistent
-    buffers; dynamic NTK recomputes them in the graph for sequences longer than `max_position_embeddings`."""
+    buffers; dynamic NTK recomputes them in the graph for sequences longer than `max_position_embeddings`. With
+    `layer_type`, from `config.rope_parameters[layer_type]` (Gemma 3 has one RoPE per layer type)."""
 
-    def __init__(self, config: LlamaConfig):
+    def __init__(self, config: LlamaConfig, layer_type: Optional[str] = None):
         super().__init__()
-        params = rope_parameters(config)
+        params = rope_parameters(config, layer_type)
         self.rope_type = params.get("rope_type", "default")
         if self.rope_type not in ROPE_INIT_FUNCTIONS:
             raise NotImplementedError(
                 f"rope_type={self.rope_type!r} is not supported by mindone_ft; supported rope types: "
                 f"{sorted(ROPE_INIT_FUNCTIONS)}."
             )
-        if rope_dim(config) != head_dim_of(config):
+        if rope_dim(config, layer_type) != head_dim_of(config):
             raise NotImplementedError(
                 f"partial_rotary_factor={params.get('partial_rotary_factor')} is not supported: Llama-style models "
                 "rotate the whole head (transformers' Llama fails on it too). Remove it from rope_parameters."
             )
-        inv_freq, self.attention_scaling = ROPE_INIT_FUNCTIONS[self.rope_type](config)
+        inv_freq, self.attention_scaling = ROPE_INIT_FUNCTIONS[self.rope_type](config, layer_type)
         self.inv_freq = Tensor(inv_freq)
         self.dynamic = "dynamic" in self.rope_type
         if self.dynamic:  # plain values: the graph cannot read the config's dict
             self.rope_theta, self.factor = float(params["rope_theta"]), float(params["factor"])
-            self.dim, self.max_position_embeddings = rope_dim(config), config.max_position_embeddings
+            self.dim, self.max_position_embeddings = rope_dim(config, layer_type), config.max_position_embeddings
 
     def construct(self, position_ids, dtype):
         inv_freq = self.inv_freq
@@ -114,6 +117,8 @@ class LlamaRotaryEmbedding(nn.Cell):
 class LlamaMLP(nn.Cell):
     """Gated MLP: `down_proj(act(gate_proj(x)) * up_proj(x))`, biases when `config.mlp_bias`."""
 
+    activation_config_name = "hidden_act"  # the config attribute naming the activation (Gemma: hidden_activation)
+
     def __init__(self, config: LlamaConfig):
         super().__init__()
         bias = getattr(config, "mlp_bias", False)  # Mistral and Qwen configs have none: no biases
@@ -122,7 +127,7 @@ class LlamaMLP(nn.Cell):
         self.gate_proj = Linear(self.hidden_size, self.intermediate_size, has_bias=bias)
         self.up_proj = Linear(self.hidden_size, self.intermediate_size, has_bias=bias)
         self.down_proj = Linear(self.intermediate_size, self.hidden_size, has_bias=bias)
-        self.act_fn = get_activation(config.hidden_act)
+        self.act_fn = get_activation(getattr(config, self.activation_config_name))
 
     def construct(self, x):
         return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))
@@ -189,15 +194,17 @@ class LlamaAttention(nn.Cell):
 class LlamaDecoderLayer(nn.Cell):
     """Pre-norm layer: `x + self_attn(input_layernorm(x))`, then `x + mlp(post_attention_layernorm(x))`."""
 
-    attention_class = LlamaAttention  # Qwen2/Qwen3 put their own attention here
+    attention_class = LlamaAttention  # Qwen2/Qwen3/Gemma 3 put their own attention here
+    mlp_class = LlamaMLP
+    norm_class = LlamaRMSNorm  # Gemma 3: `(1 + weight)` RMSNorm
 
     def __init__(self, config: LlamaConfig, layer_idx: int):
         super().__init__()
         self.hidden_size = config.hidden_size
         self.self_attn = self.attention_class(config, layer_idx)
-        self.mlp = LlamaMLP(config)
-        self.input_layernorm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
-        self.post_attention_layernorm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.mlp = self.mlp_class(config)
+        self.input_layernorm = self.norm_class(config.hidden_size, eps=config.rms_norm_eps)
+        self.post_attention_layernorm = self.norm_class(config.hidden_size, eps=config.rms_norm_eps)
 
     def construct(self, hidden_states, cos, sin, attention_mask=None, past_key_value=None, cache_position=None):
         residual = hidden_states
@@ -243,6 +250,10 @@ class LlamaModel(LlamaPreTrainedModel):
 
     output_class = BaseModelOutputWithPast
     decoder_layer_class = LlamaDecoderLayer  # Qwen3 puts its own layer here
+    # Gemma 3 puts its scaled embedding, `(1 + weight)` RMSNorm and per-layer-type RoPE here.
+    embedding_class = Embedding
+    norm_class = LlamaRMSNorm
+    rotary_class = LlamaRotaryEmbedding
 
     def __init__(self, config: LlamaConfig):
         super().__init__(config)
@@ -251,10 +262,10 @@ class LlamaModel(LlamaPreTrainedModel):
                                       "decoder models; remove it from the config.")
         self.padding_idx = config.pad_token_id
         self.vocab_size = config.vocab_size
-        self.embed_tokens = Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
+        self.embed_tokens = self.embedding_class(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
         self.layers = nn.CellList([self.decoder_layer_class(config, i) for i in range(config.num_hidden_layers)])
-        self.norm = LlamaRMSNorm(config.hidden_size, eps=config.rms_norm_eps)
-        self.rotary_emb = LlamaRotaryEmbedding(config)
+        self.norm = self.norm_class(config.hidden_size, eps=config.rms_norm_eps)
+        self.rotary_emb = self.rotary_class(config)
         # Python constants, decided here: the graph unrolls the layer loop and picks each layer's mask.
         self.layer_is_sliding = tuple(t == SLIDING_ATTENTION for t in self._layer_types(config))
         self.has_full = not all(self.layer_is_sliding)
@@ -267,6 +278,12 @@ class LlamaModel(LlamaPreTrainedModel):
     def _layer_types(self, config) -> Tuple[str, ...]:
         """Which layers attend to all previous tokens and which within `sliding_window`: Llama, all of them."""
         return (FULL_ATTENTION,) * config.num_hidden_layers
+
+    def _rotary_embeddings(self, position_ids, dtype):
+        """`((cos, sin) of the full-attention layers, (cos, sin) of the sliding-window layers)`: Llama's layers
+        share one rotary embedding (Gemma 3 has one per layer type)."""
+        cos_sin = self.rotary_emb(position_ids, dtype)
+        return cos_sin, cos_sin
 
     def get_input_embeddings(self) -> Embedding:
         return self.embed_tokens
@@ -303,7 +320,7 @@ class LlamaModel(LlamaPreTrainedModel):
         if self.has_sliding:
             sliding_mask = causal_attention_mask(attention_mask, seq_length, dtype, self.sliding_window,
                                                  packed_positions, cache_position, key_length)
-        cos, sin = self.rotary_emb(position_ids, dtype)
+        full_rotary, sliding_rotary = self._rotary_embeddings(position_ids, dtype)
         write_position = cache_position if static_cache else None
 
         all_hidden_states = ()
@@ -313,6 +330,7 @@ class LlamaModel(LlamaPreTrainedModel):
             if output_hidden_states:
                 all_hidden_states = all_hidden_states + (hidden_states,)
             mask = sliding_mask if self.layer_is_sliding[i] else full_mask
+            cos, sin = sliding_rotary if self.layer_is_sliding[i] else full_rotary
             past = past_key_values[i] if past_key_values is not None else None
             hidden_states, probs, present = layer(hidden_states, cos, sin, mask, past, write_position)
             presents = presents + (present,)
@@ -369,6 +387,8 @@ class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
         self._add_base_model(config)
         self.vocab_size = config.vocab_size
         self.lm_head = Linear(config.hidden_size, config.vocab_size, has_bias=False)
+        # tanh soft-capping of the logits (Gemma 3's `final_logit_softcapping`; Llama configs have none)
+        self.final_logit_softcapping = getattr(config, "final_logit_softcapping", None)
         self.post_init()
 
     def get_output_embeddings(self) -> nn.Dense:
@@ -390,10 +410,9 @@ class LlamaForCausalLM(GenerationMixin, LlamaPreTrainedModel):
             output_hidden_states, cache_position,
         )
         logits = self.lm_head(slice_logits_to_keep(hidden_states, logits_to_keep))
-        loss = None
-        if labels is not None:
-            loss = causal_lm_loss(logits, labels, self.config.vocab_size)
-        return with_extras(with_cache((logits,), cache), loss, all_hidden_states, attentions)
+        if self.final_logit_softcapping is not None:
+            logits = soft_cap(logits, self.final_logit_softcapping)
+        return causal_lm_outputs(logits, labels, self.config.vocab_size, all_hidden_states, attentions, cache)
 
 
 class LlamaForSequenceClassification(LlamaPreTrainedModel):
@@ -425,15 +444,9 @@ class LlamaForSequenceClassification(LlamaPreTrainedModel):
             input_ids, attention_mask, position_ids, past_key_values, inputs_embeds, use_cache, output_attentions,
             output_hidden_states, cache_position,
         )
-        logits = self.score(hidden_states)
-        batch_size = input_ids.shape[0] if input_ids is not None else inputs_embeds.shape[0]
-        if self.config.pad_token_id is None and batch_size != 1:
-            raise ValueError("Cannot handle batch sizes > 1 if no padding token is defined.")
-        pooled_logits = last_non_pad_token_logits(logits, input_ids, self.config.pad_token_id)
-        loss = None
-        if labels is not None:
-            loss = sequence_classification_loss(pooled_logits, labels, self.num_labels, self.config.problem_type)
-        return with_extras(with_cache((pooled_logits,), cache), loss, all_hidden_states, attentions)
+        pooled_logits = last_non_pad_token_logits(self.score(hidden_states), input_ids, self.config.pad_token_id)
+        return sequence_classification_outputs(pooled_logits, labels, self.config.problem_type, all_hidden_states,
+                                               attentions, cache)
 
 
 def _token_classifier_dropout(config) -> float:
