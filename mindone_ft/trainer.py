@@ -48,6 +48,7 @@ from .mindspore_adapter import (
     init_environment,
     length_buckets,
 )
+from .data import as_numpy_collator
 from .mindspore_adapter.collectives import all_gather, all_reduce_sum, barrier
 from .mindspore_adapter.data import numpy_to_tensor
 from .modeling_layers import Dropout, reseed_nn_dropout
@@ -321,6 +322,7 @@ class Trainer:
         if not self.args.remove_unused_columns or not hasattr(dataset, "column_names"):
             return dataset
         keep = set(self._input_names) | set(LABEL_COLUMNS) | set(self.label_names)
+        keep |= set(getattr(self.data_collator, "required_columns", ()))  # e.g. prompt/completion texts
         ignored = [c for c in dataset.column_names if c not in keep]
         if ignored:
             logger.info(f"The following columns in the {description} set don't have a corresponding argument in "
@@ -329,13 +331,14 @@ class Trainer:
         return dataset
 
     def _collator(self, lengths: Optional[list]) -> Callable:
-        if self.data_collator is not None:
-            return self.data_collator
         # Padded lengths come from a few buckets, so GRAPH_MODE compiles a bounded number of shapes instead of
         # one per distinct batch length.
         buckets = length_buckets(max(max(lengths), 1)) if lengths else None
         # Without a tokenizer the model config's pad id is the best guess (transformers would not pad at all).
         pad_id = None if self.processing_class is not None else getattr(self.model.config, "pad_token_id", None)
+        if self.data_collator is not None:  # numpy batches (not torch), padded up to the buckets too
+            tokenizer_pad = getattr(self.processing_class, "pad_token_id", None)
+            return as_numpy_collator(self.data_collator, buckets, tokenizer_pad if pad_id is None else pad_id)
         return NumpyDataCollator(tokenizer=self.processing_class, pad_token_id=pad_id, bucket_boundaries=buckets)
 
     def _lengths(self, dataset) -> Optional[list]:
@@ -746,7 +749,10 @@ class Trainer:
                 losses.append(np.full(batch_size, float(outputs[0].asnumpy()), np.float32))
                 outputs = outputs[1:]
             if not prediction_loss_only:
-                logits = tuple(o.asnumpy() for o in outputs)
+                # transformers drops `past_key_values` (config.keys_to_ignore_at_inference) from the predictions:
+                # a decoder's cache is the tuple of per-layer (key, value) pairs
+                logits = tuple(o.asnumpy() for o in outputs if not (isinstance(o, tuple) and o and
+                                                                    isinstance(o[0], tuple)))
                 logits = logits[0] if len(logits) == 1 else logits
                 if self.preprocess_logits_for_metrics is not None:
                     logits = self.preprocess_logits_for_metrics(logits, batch_labels)

@@ -10,7 +10,10 @@ Same task names, arguments and outputs as transformers' PyTorch pipelines for th
 | `fill-mask` | `AutoModelForMaskedLM` | `FillMaskPipeline` |
 | `feature-extraction` | `AutoModel` | `FeatureExtractionPipeline` |
 
-Text generation (decoder models) is not supported by the pipelines yet: `pipeline("text-generation")` raises.
+| `text-generation` | `AutoModelForCausalLM` | `TextGenerationPipeline` |
+
+Sequence-to-sequence generation (`text2text-generation`, `summarization`, `translation`) needs encoder-decoder
+models, which mindone_ft does not have: those tasks raise.
 Pre- and post-processing are transformers' own code wherever it does not need torch (see `base.py`); torch is never
 imported.
 """
@@ -23,6 +26,7 @@ from transformers import AutoConfig, AutoTokenizer, PretrainedConfig
 
 from ..models.auto import (
     AutoModel,
+    AutoModelForCausalLM,
     AutoModelForMaskedLM,
     AutoModelForQuestionAnswering,
     AutoModelForSequenceClassification,
@@ -34,6 +38,7 @@ from .feature_extraction import FeatureExtractionPipeline
 from .fill_mask import FillMaskPipeline
 from .question_answering import QuestionAnsweringPipeline
 from .text_classification import TextClassificationPipeline
+from .text_generation import TextGenerationPipeline
 from .token_classification import AggregationStrategy, TokenClassificationPipeline
 
 __all__ = [
@@ -46,6 +51,7 @@ __all__ = [
     "SUPPORTED_TASKS",
     "TASK_ALIASES",
     "TextClassificationPipeline",
+    "TextGenerationPipeline",
     "TokenClassificationPipeline",
     "check_task",
     "get_supported_tasks",
@@ -87,6 +93,13 @@ SUPPORTED_TASKS: Dict[str, Dict[str, Any]] = {
         "architectures": ("ForMaskedLM", "ForPreTraining"),
         "type": "text",
     },
+    # before feature-extraction: GPT-2's causal LM is named `GPT2LMHeadModel`, which ends with "Model" too
+    "text-generation": {
+        "impl": TextGenerationPipeline,
+        "ms": (AutoModelForCausalLM,),
+        "architectures": ("ForCausalLM", "LMHeadModel"),
+        "type": "text",
+    },
     "feature-extraction": {
         "impl": FeatureExtractionPipeline,
         "ms": (AutoModel,),
@@ -96,8 +109,8 @@ SUPPORTED_TASKS: Dict[str, Dict[str, Any]] = {
     },
 }
 
-# transformers tasks that need a decoder and generation; no mindone_ft pipeline for them yet.
-_DECODER_TASKS = ("text-generation", "text2text-generation", "summarization", "translation", "conversational")
+# transformers tasks that need an encoder-decoder model; mindone_ft has none.
+_DECODER_TASKS = ("text2text-generation", "summarization", "translation")
 
 
 def get_supported_tasks() -> list:
@@ -107,15 +120,15 @@ def get_supported_tasks() -> list:
 
 def check_task(task: str) -> Tuple[str, Dict[str, Any], None]:
     """`(normalized task, its SUPPORTED_TASKS entry, None)` like transformers' `check_task`; raises `KeyError` for
-    an unknown task and `NotImplementedError` for generation tasks."""
+    an unknown task and `NotImplementedError` for sequence-to-sequence tasks."""
     task = TASK_ALIASES.get(task, task)
     if task in SUPPORTED_TASKS:
         return task, SUPPORTED_TASKS[task], None
     if task.split("_")[0] in _DECODER_TASKS:
         raise NotImplementedError(
-            f"The task {task!r} needs a decoder (causal or sequence-to-sequence language) model and generation: "
-            f"mindone_ft pipelines do not support decoder models yet, only the encoder tasks "
-            f"{', '.join(get_supported_tasks())}."
+            f"The task {task!r} needs an encoder-decoder (sequence-to-sequence) model, which mindone_ft does not "
+            f"have; supported tasks: {', '.join(get_supported_tasks())} (a causal LM with a prompt can do "
+            "'text-generation')."
         )
     raise KeyError(f"Unknown task {task}, available tasks are {get_supported_tasks()}")
 
@@ -125,8 +138,8 @@ def _infer_task(config: PretrainedConfig) -> str:
         for task, entry in SUPPORTED_TASKS.items():
             if any(architecture.endswith(ending) for ending in entry["architectures"]):
                 return task
-        if any(word in architecture for word in ("CausalLM", "ForConditionalGeneration", "Seq2SeqLM")):
-            check_task("text-generation")  # raises the decoder message
+        if any(word in architecture for word in ("ForConditionalGeneration", "Seq2SeqLM")):
+            check_task("text2text-generation")  # raises the sequence-to-sequence message
     raise RuntimeError(
         "Could not infer the task from the model's configuration (`architectures`"
         f"={getattr(config, 'architectures', None)!r}): pass it, e.g. pipeline('text-classification', model=...). "

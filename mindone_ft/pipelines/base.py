@@ -155,12 +155,35 @@ class MindSporePipelineMixin:
         self.binary_output = binary_output
         if hasattr(model, "set_train"):
             model.set_train(False)  # inference: dropout off (transformers' pipelines run models in eval mode)
+        if getattr(self, "_pipeline_calls_generate", False) and model.can_generate():
+            self._set_aside_generation_kwargs(kwargs)
         self.call_count = 0
         self._batch_size = kwargs.pop("batch_size", None)
         self._num_workers = kwargs.pop("num_workers", None)
         self._preprocess_params, self._forward_params, self._postprocess_params = self._sanitize_parameters(**kwargs)
         if self._model_mapping_names is not None:
             self.check_model_type(dict(self._model_mapping_names))
+
+    def _set_aside_generation_kwargs(self, kwargs: dict) -> None:
+        """transformers' `Pipeline.__init__` for generation pipelines: generation settings given at construction
+        apply to every call, on top of the pipeline's `_default_generation_config` (see `_prepare_generate_kwargs`).
+        """
+        from transformers import GenerationConfig
+
+        if kwargs.pop("assistant_model", None) is not None:
+            raise NotImplementedError("assistant_model: assisted decoding is not implemented by mindone_ft.")
+        kwargs.pop("assistant_tokenizer", None)
+        self.assistant_model, self.assistant_tokenizer = None, None
+        self.prefix = getattr(self.model.config, "prefix", None)
+        generation_keys = {key for key in vars(GenerationConfig()) if not key.startswith("_")}
+        generation_keys.difference_update(self._non_generation_params)
+        generation_keys.add("generation_config")
+        self._generate_kwargs = {key: kwargs.pop(key) for key in generation_keys & kwargs.keys()}
+        defaults = self._default_generation_config
+        self._generation_defaults = {} if defaults is None else defaults.to_diff_dict()
+        self._generation_defaults.pop("transformers_version", None)
+        if self.tokenizer is not None and self.tokenizer.pad_token_id is not None:
+            self._generation_defaults["pad_token_id"] = self.tokenizer.pad_token_id
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(task={self.task!r}, model={type(self.model).__name__}, "
