@@ -189,3 +189,23 @@ def prepare_cache_arguments(model, arguments: dict) -> CacheCall:
     elif cache_position is not None:
         raise ValueError(f"{type(model).__name__} takes no cache_position: pass a DynamicCache, not a StaticCache.")
     return CacheCall(cache, new_tokens, returned)
+
+
+def decoder_positions(past_key_values, cache_position, position_ids, attention_mask, seq_length: int,
+                      use_cache: bool):
+    """What a decoder pass derives from its cache arguments, as transformers does:
+    `(position_ids, packed_positions, cache_position, key_length, write_position)`.
+
+    - `position_ids`: the given ones, else the tokens' indices counting the cached ones (`cache_position`).
+    - `packed_positions`: given positions that restart mark packed sequences, looked for (as in transformers) only
+      without an attention mask and without a cache (`use_cache=False`, as padding-free training sets it).
+    - `cache_position` / `key_length`: see `cache_positions`; `write_position`: the slots of a static cache, None
+      for a growing cache (appended to) or none.
+    """
+    packed_positions = position_ids if attention_mask is None and not use_cache else None
+    static = is_static_cache(past_key_values, cache_position)
+    cache_position, key_length = cache_positions(past_key_values, cache_position, seq_length)
+    if position_ids is None:
+        position_ids = cache_position.expand_dims(0)
+    write_position = cache_position if static else None
+    return position_ids, packed_positions, cache_position, key_length, write_position

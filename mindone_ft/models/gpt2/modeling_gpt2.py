@@ -44,7 +44,7 @@ from ...modeling_layers import (
     with_cache,
     with_extras,
 )
-from ...cache_utils import cache_positions, is_static_cache
+from ...cache_utils import decoder_positions
 from ...modeling_outputs import BaseModelOutputWithPastAndCrossAttentions, CausalLMOutputWithCrossAttentions
 from ...modeling_utils import MSPreTrainedModel
 from ..llama.modeling_llama import (
@@ -220,19 +220,14 @@ class GPT2Model(GPT2PreTrainedModel):
         seq_length = inputs_embeds.shape[1]
         if use_cache is None:
             use_cache = getattr(self.config, "use_cache", True)
-        # As in Llama (and transformers): without a mask or a cache, given positions that restart mark packed rows.
-        packed_positions = position_ids if attention_mask is None and not use_cache else None
-        static_cache = is_static_cache(past_key_values, cache_position)
-        cache_position, key_length = cache_positions(past_key_values, cache_position, seq_length)
-        if position_ids is None:
-            position_ids = cache_position.expand_dims(0)
+        position_ids, packed_positions, cache_position, key_length, write_position = decoder_positions(
+            past_key_values, cache_position, position_ids, attention_mask, seq_length, use_cache)
         hidden_states = inputs_embeds + self.wpe(position_ids)
         if token_type_ids is not None:
             hidden_states = hidden_states + self.wte(token_type_ids)
         hidden_states = self.drop(hidden_states)
         mask = causal_attention_mask(attention_mask, seq_length, hidden_states.dtype, None, packed_positions,
                                      cache_position, key_length)
-        write_position = cache_position if static_cache else None
 
         all_hidden_states = ()
         all_attentions = ()

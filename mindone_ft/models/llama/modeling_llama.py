@@ -47,7 +47,7 @@ from ...modeling_layers import (
     with_cache,
     with_extras,
 )
-from ...cache_utils import cache_positions, is_static_cache
+from ...cache_utils import decoder_positions
 from ...modeling_outputs import (
     BaseModelOutputWithPast,
     CausalLMOutputWithPast,
@@ -305,14 +305,8 @@ class LlamaModel(LlamaPreTrainedModel):
         dtype, seq_length = hidden_states.dtype, hidden_states.shape[1]
         if use_cache is None:
             use_cache = getattr(self.config, "use_cache", True)
-        # Given positions that restart mark packed sequences without a padding mask, as in transformers, where this
-        # is only looked for without a cache (`use_cache=False`, as padding-free training sets it).
-        packed_positions = position_ids if attention_mask is None and not use_cache else None
-        # A static cache is written at `cache_position`; a growing one is appended to.
-        static_cache = is_static_cache(past_key_values, cache_position)
-        cache_position, key_length = cache_positions(past_key_values, cache_position, seq_length)
-        if position_ids is None:
-            position_ids = cache_position.expand_dims(0)
+        position_ids, packed_positions, cache_position, key_length, write_position = decoder_positions(
+            past_key_values, cache_position, position_ids, attention_mask, seq_length, use_cache)
         full_mask, sliding_mask = None, None
         if self.has_full:
             full_mask = causal_attention_mask(attention_mask, seq_length, dtype, None, packed_positions,
@@ -321,7 +315,6 @@ class LlamaModel(LlamaPreTrainedModel):
             sliding_mask = causal_attention_mask(attention_mask, seq_length, dtype, self.sliding_window,
                                                  packed_positions, cache_position, key_length)
         full_rotary, sliding_rotary = self._rotary_embeddings(position_ids, dtype)
-        write_position = cache_position if static_cache else None
 
         all_hidden_states = ()
         all_attentions = ()
