@@ -3,6 +3,7 @@
     python benchmarks/run.py            # adds bert-base and batch 32; epochs on every training review (~1 h on 2 cores)
     python benchmarks/run.py --quick    # 6-layer model, batch 16 only, 2,000-review epochs (~20 min on 2 cores)
     python benchmarks/run.py --families # only the train step of every model family, same shape (~15 min)
+    python benchmarks/run.py --lora     # only LoRA vs full fine-tuning, beside PEFT + PyTorch (~6 min)
 
 Every measurement runs in its own subprocess, so MindSpore's process-wide mode (GRAPH/PYNATIVE) and the peak
 resident memory (RSS) belong to that measurement alone. The parent prints a table, writes
@@ -55,6 +56,9 @@ FAMILIES = {
 PAD_RECIPE = "pad to max_length"
 EPOCH_RECIPES = (PAD_RECIPE, "dynamic padding + buckets", "dynamic padding + buckets + group_by_length")
 GROUPED_RECIPE = EPOCH_RECIPES[2]
+# LoRA as PEFT's defaults for BERT suggest (query/value), the classifier head trained in full (SEQ_CLS), the same
+# in both frameworks.
+LORA = dict(task_type="SEQ_CLS", r=8, lora_alpha=16, lora_dropout=0.1, target_modules=["query", "value"])
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -101,8 +105,9 @@ def random_batch(batch: int, seq: int, vocab: int, seed: int = 0):
     }
 
 
-def time_steps(step, warmup: int, steps: int):
-    """Returns (first-step seconds, median seconds of the timed steps, CPU cores busy during them).
+def time_steps(step, warmup: int, steps: int, cpu_median: bool = False):
+    """Returns (first-step seconds, median seconds of the timed steps, CPU cores busy during them), and with
+    `cpu_median` also the median CPU seconds (all threads) of a timed step.
 
     `step()` must block until done. The median, not the mean: the machine may be shared, and one preempted step
     should not move the result.
@@ -111,7 +116,8 @@ def time_steps(step, warmup: int, steps: int):
     for _ in range(warmup - 1):
         step()
     timed = [_timed(step) for _ in range(steps)]
-    return first, statistics.median(wall for wall, _ in timed), sum(c for _, c in timed) / sum(w for w, _ in timed)
+    result = first, statistics.median(wall for wall, _ in timed), sum(c for _, c in timed) / sum(w for w, _ in timed)
+    return result + (statistics.median(cpu for _, cpu in timed),) if cpu_median else result
 
 
 def positional_batch(model, batch_np) -> list:
@@ -120,7 +126,8 @@ def positional_batch(model, batch_np) -> list:
 
     import mindspore as ms
 
-    names = list(inspect.signature(model.construct).parameters)
+    signature_model = model.get_base_model() if hasattr(model, "get_base_model") else model  # a PeftModel
+    names = list(inspect.signature(signature_model.construct).parameters)
     last = max(names.index(k) for k in batch_np)
     return [ms.Tensor(batch_np[n]) if n in batch_np else None for n in names[: last + 1]]
 
@@ -134,11 +141,16 @@ def ms_step_fn(spec, config, batch_np):
     setup_mindspore(spec["threads"], "graph" if spec["framework"] == "mindone_ft GRAPH" else "pynative")
     ms.set_seed(0)
     model = AutoModelForSequenceClassification.from_config(config)
+    if spec.get("lora"):
+        from mindone_ft.peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(**LORA))
     inputs = (ms.Tensor(batch_np["input_ids"]), ms.Tensor(batch_np["attention_mask"]))
     if spec["task"] == "train":
         model.set_train(True)
+        trainable = model.trainable_params()
         train_step = TrainOneStepWrapper(
-            ReturnLoss(model), AdamW(model.trainable_params(), learning_rate=1e-5), scaler="none",
+            ReturnLoss(model), AdamW(trainable, learning_rate=1e-5), scaler="none",
             clip_grad="norm", clip_value=1.0,
         )
         arguments = positional_batch(model, batch_np)
@@ -147,6 +159,7 @@ def ms_step_fn(spec, config, batch_np):
             loss, _, _ = train_step(*arguments)
             loss.asnumpy()  # block until the step has finished
 
+        step.trainable_params = sum(int(p.size) for p in trainable)
     else:
         model.set_train(False)
 
@@ -163,17 +176,24 @@ def torch_step_fn(spec, config, batch_np):
 
     torch.manual_seed(0)
     model = AutoModelForSequenceClassification.from_config(config)
+    if spec.get("lora"):
+        import peft
+
+        model = peft.get_peft_model(model, peft.LoraConfig(**LORA))
     batch = {k: torch.from_numpy(v).long() for k, v in batch_np.items()}
     if spec["task"] == "train":
         model.train()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(trainable, lr=1e-5)
 
         def step():
             loss = model(**batch).loss
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
             optimizer.step()
             optimizer.zero_grad()
+
+        step.trainable_params = sum(p.numel() for p in trainable)
 
     else:
         model.eval()
@@ -211,9 +231,9 @@ def build_step(spec):
 
 def measure_step(spec):
     step, config = build_step(spec)
-    first, median, cores = time_steps(step, spec["warmup"], spec["steps"])
+    first, median, cores, cpu = time_steps(step, spec["warmup"], spec["steps"], cpu_median=True)
     flops = flops_per_sample(config, spec["seq"], spec["task"] == "train") * spec["batch"]
-    return {
+    result = {
         "first_step_s": first,
         "step_s": median,
         "cores_busy": cores,
@@ -221,6 +241,11 @@ def measure_step(spec):
         "gflops_per_s": flops / median / 1e9,
         "peak_rss_mib": peak_rss_mib(),
     }
+    if spec["kind"] == "lora_step":
+        result["cpu_step_s"] = cpu
+    if hasattr(step, "trainable_params"):
+        result["trainable_params"] = step.trainable_params
+    return result
 
 
 def _timed(step):
@@ -351,7 +376,8 @@ def run_worker(spec) -> None:
     if kind == "serve":
         serve_steps(spec)
         return
-    result = {"step": measure_step, "matmul": measure_matmul_peak, "epoch": measure_epoch}[kind](spec)
+    result = {"step": measure_step, "lora_step": measure_step, "matmul": measure_matmul_peak,
+              "epoch": measure_epoch}[kind](spec)
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -450,6 +476,20 @@ def family_plan(threads: int):
                  threads=threads, warmup=2, steps=6) for model_type in FAMILIES]
 
 
+def lora_plan(threads: int):
+    """LoRA vs full fine-tuning of the same model (6-layer BERT, batch 16 x 128), each framework in its own process
+    (peak RSS) with one thread, then LoRA taking turns with PEFT + PyTorch on every core (see `run_paired`).
+
+    One thread, and CPU seconds per step beside wall seconds: on a shared machine the wall time of a step depends on
+    the other processes, the CPU time it takes much less (a single-threaded kernel does not spin at barriers)."""
+    specs = [dict(kind="lora_step", task="train", shape="minilm-6x384", batch=16, seq=128, framework=framework,
+                  lora=lora, threads=1, warmup=2, steps=6)
+             for lora in (False, True) for framework in ("mindone_ft GRAPH", "HF PyTorch")]
+    specs.append(dict(kind="lora_paired", task="train", shape="minilm-6x384", batch=16, seq=128, lora=True,
+                      threads=threads, warmup=2, steps=8))
+    return specs
+
+
 def plan(quick: bool, threads: int):
     shapes = ["minilm-6x384"] if quick else list(SHAPES)
     batches = [16] if quick else [16, 32]
@@ -475,6 +515,7 @@ def plan(quick: bool, threads: int):
         specs.append(dict(kind="epoch", recipe=recipe, seq=128, train_samples=n_train, eval_samples=500,
                           threads=threads))
     specs += family_plan(threads)
+    specs += lora_plan(threads)
     specs.append(dict(kind="matmul", threads=threads))  # the peak again at the end: the higher one is used
     return specs
 
@@ -587,6 +628,36 @@ def family_rows(results):
     return rows
 
 
+def lora_rows(results):
+    """LoRA and full fine-tuning per framework; speed-up of LoRA over full fine-tuning in the same framework."""
+    full = {spec["framework"]: res for spec, res in results
+            if spec["kind"] == "lora_step" and not spec["lora"] and "error" not in res}
+    rows = []
+    for spec, res in results:
+        if spec["kind"] != "lora_step":
+            continue
+        method = f"LoRA r={LORA['r']}" if spec["lora"] else "full"
+        if "error" in res:
+            rows.append([spec["framework"], method, "error", "", "", "", "", ""])
+            continue
+        base = full.get(spec["framework"])
+        speedup = f"{base['cpu_step_s'] / res['cpu_step_s']:.2f}x" if spec["lora"] and base else ""
+        rows.append([spec["framework"] + (" + PEFT" if spec["lora"] and "PyTorch" in spec["framework"] else ""),
+                     method, f"{res.get('trainable_params', 0):,}", f"{res['cpu_step_s']:.2f}",
+                     f"{res['step_s'] * 1000:.0f}", speedup, f"{res['first_step_s']:.1f}",
+                     f"{res['peak_rss_mib']:.0f}"])
+    for spec, res in results:
+        if spec["kind"] == "lora_paired":
+            if "error" in res:
+                rows.append(["taking turns: ours / PEFT + PyTorch", f"LoRA r={LORA['r']}", "", "", "error", "", "",
+                             ""])
+                continue
+            rows.append([f"taking turns, {spec['threads']} threads: ours / PEFT + PyTorch", f"LoRA r={LORA['r']}", "",
+                         "", f"{res['mindone_ft_step_s'] * 1000:.0f} / {res['pytorch_step_s'] * 1000:.0f}",
+                         f"{res['ratio']:.2f}x vs PEFT", "", ""])
+    return rows
+
+
 def _cores(value) -> str:
     return "" if value is None else f"{value:.1f}"
 
@@ -620,8 +691,38 @@ STEP_HEADER = ["task", "shape", "batch", "seq", "framework", "step ms", "samples
 FAMILY_HEADER = ["model type", "mindone_ft GRAPH ms", "HF PyTorch ms", "speed vs PyTorch", "cores busy (ours / PyTorch)"]
 PAIRED_HEADER = ["task", "shape", "batch", "seq", "threads", "mindone_ft GRAPH ms", "HF PyTorch ms", "speed vs PyTorch",
                  "cores busy (ours / PyTorch)"]
+LORA_HEADER = ["framework", "method", "trainable params", "CPU s per step", "wall ms per step", "speed-up (CPU s)",
+               "first step s", "peak RSS MiB"]
 EPOCH_HEADER = ["recipe", "train samples", "epoch s", "of which compile s", "samples/s", "eval accuracy", "batch shapes (graphs)",
                 "data pipeline", "peak RSS MiB"]
+
+
+def lora_section(info, results) -> list:
+    """The LoRA section of the docs (lines), when the results have LoRA rows."""
+    rows = lora_rows(results)
+    if not rows:
+        return []
+    run = info.get("lora_run", info)
+    return [
+        "## LoRA vs full fine-tuning (`BertForSequenceClassification` 6x384, batch 16 x 128, fp32)",
+        "",
+        f"Measured by `python benchmarks/run.py --lora` on {run['date']} (load average "
+        f"{run['load_average_1min']:.1f}). LoRA r={LORA['r']}, alpha {LORA['lora_alpha']}, dropout "
+        f"{LORA['lora_dropout']} on query/value, the classifier trained in full (PEFT's `SEQ_CLS`), in mindone_ft "
+        "(`mindone_ft.peft`) and in PEFT + PyTorch. Train step as above (forward, backward, clipping, AdamW on the "
+        "trainable parameters only), one thread, random weights and tokens. `CPU s per step` (median, all threads "
+        "of the process) is the robust figure on a loaded machine; wall time follows the load. `speed-up`: full "
+        "fine-tuning's CPU time over LoRA's in the same framework. The last row takes turns step by step with PEFT "
+        "on every core (wall-time ratio, > 1: ours faster). Peak RSS is the whole process (model, activations, "
+        "optimizer state, the framework itself).",
+        *([f"The machine was busy with other work ({run['load_average_1min']:.1f} runnable processes on "
+           f"{run['cpu_count']} cores): the wall-clock columns and the taking-turns ratio are distorted by it "
+           "(PyTorch's multi-threaded kernels the most); compare the CPU seconds."]
+          if run["load_average_1min"] > run["cpu_count"] else []),
+        "",
+        markdown_table(LORA_HEADER, rows),
+        "",
+    ]
 
 
 def write_docs(info, peak, results) -> str:
@@ -677,6 +778,7 @@ def write_docs(info, peak, results) -> str:
         "",
         epoch_summary(results),
         "",
+        *(lora_section(info, results)),
         *(["## Errors", "", *errors, ""] if errors else []),
         "## Where the time goes, and what changes on Ascend",
         "",
@@ -699,6 +801,8 @@ def main():
     parser.add_argument("--render", action="store_true", help="only regenerate the docs from latest.json")
     parser.add_argument("--families", action="store_true",
                         help="only the model-family rows; they replace those of latest.json, the rest is kept")
+    parser.add_argument("--lora", action="store_true",
+                        help="only LoRA vs full fine-tuning and vs PEFT + PyTorch; they replace those of latest.json")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -712,20 +816,24 @@ def main():
         return
 
     info = environment_info(args.threads, args.quick)
-    specs = family_plan(args.threads) if args.families else plan(args.quick, args.threads)
+    specs = family_plan(args.threads) if args.families else lora_plan(args.threads) if args.lora else plan(
+        args.quick, args.threads)
     results = []
     for spec in specs:
         label = " ".join(str(v) for k, v in spec.items() if k not in ("kind", "threads", "warmup", "steps"))
         print(f"[{spec['kind']}] {label} ...", flush=True)
-        results.append((spec, run_paired(spec) if spec["kind"] == "paired" else run_in_subprocess(spec)))
+        paired = spec["kind"] in ("paired", "lora_paired")
+        results.append((spec, run_paired(spec) if paired else run_in_subprocess(spec)))
         print("   ", results[-1][1], flush=True)
     peak = max((res.get("gflops_per_s", 0.0) for spec, res in results if spec["kind"] == "matmul"), default=0.0)
-    if args.families:  # keep the other rows (and their environment) of the last full run
+    if args.families or args.lora:  # keep the other rows (and their environment) of the last full run
         with open(os.path.join(RESULTS_DIR, "latest.json")) as f:
             previous = json.load(f)
-        kept = [(item["spec"], item["result"]) for item in previous["results"] if "model_type" not in item["spec"]]
+        replaced = (lambda s: "model_type" in s) if args.families else (lambda s: s["kind"].startswith("lora_"))
+        kept = [(item["spec"], item["result"]) for item in previous["results"] if not replaced(item["spec"])]
         results = kept + results
-        info, peak = dict(previous["environment"], families_run=info), previous["matmul_peak_gflops"]
+        run_key = "families_run" if args.families else "lora_run"
+        info, peak = dict(previous["environment"], **{run_key: info}), previous["matmul_peak_gflops"]
 
     os.makedirs(RESULTS_DIR, exist_ok=True)
     payload = {"environment": info, "matmul_peak_gflops": peak,

@@ -37,6 +37,7 @@ from .models.qwen3 import *  # noqa: E402,F401,F403
 from .models.roberta import *  # noqa: E402,F401,F403
 from .models.xlm_roberta import *  # noqa: E402,F401,F403
 from .optimization import get_scheduler  # noqa: E402
+from . import peft  # noqa: E402,F401  (LoRA with Hugging Face PEFT's API and files)
 from .pipelines import pipeline  # noqa: E402
 from .trainer import Trainer  # noqa: E402
 from .trainer_callback import (  # noqa: E402

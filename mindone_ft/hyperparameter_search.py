@@ -145,9 +145,10 @@ def use_model(trainer, model) -> None:
     attributes from it (and from `trainer.args`) as `Trainer.__init__` does."""
     trainer.model = model
     trainer.optimizer, trainer.lr_scheduler = None, None  # as transformers: model_init re-creates them
-    trainer._input_names = list(inspect.signature(model.construct).parameters)
+    signature_model = model.get_base_model() if hasattr(model, "get_base_model") else model  # a PeftModel's model
+    trainer._input_names = list(inspect.signature(signature_model.construct).parameters)
     args = trainer.args
-    trainer.label_names = find_labels(model) if args.label_names is None else list(args.label_names)
+    trainer.label_names = find_labels(signature_model) if args.label_names is None else list(args.label_names)
     trainer._loss_names = tuple(getattr(model, "loss_input_names", ()) or
                                 [name for name in trainer.label_names if name in trainer._input_names])
     trainer._smoothing_index = trainer._label_smoothing_index()

@@ -14,7 +14,9 @@ model that computes its loss from its label arguments trains (its first output i
 Checkpoints (`output_dir/checkpoint-N/`) are written in a temporary folder and renamed into place, so a crash
 while saving never leaves a half-written `checkpoint-N` and never touches the previous ones. They hold:
 
-- `config.json`, `model.safetensors` (Hugging Face format, via `save_pretrained`), tokenizer files if any;
+- `config.json`, `model.safetensors` (Hugging Face format, via `save_pretrained`), tokenizer files if any; for a
+  `mindone_ft.peft.PeftModel` the adapter only (`adapter_config.json`, `adapter_model.safetensors`, PEFT's format),
+  as the optimizer only holds the adapter's parameters;
 - `optimizer.safetensors` (AdamW moments and step), `scheduler.json` (schedule position),
   `train_step.safetensors` (loss-scaler state);
 - `rng_state.json` (python, numpy and MindSpore seeds, and the dropout seeding step),
@@ -53,6 +55,8 @@ from .mindspore_adapter.collectives import all_gather, all_reduce_sum, barrier
 from .mindspore_adapter.data import numpy_to_tensor
 from .modeling_layers import Dropout, reseed_nn_dropout
 from .optimization import get_schedule_fn, get_scheduler
+from .peft import PeftModel
+from .peft.save_and_load import WEIGHTS_NAME as ADAPTER_WEIGHTS_NAME
 from .trainer_callback import (
     CallbackHandler,
     DefaultFlowCallback,
@@ -178,7 +182,8 @@ class Trainer:
 
     Args:
         model (`MSPreTrainedModel`): the model; its `construct` signature decides which dataset columns are used
-            and which are labels (`args.label_names` overrides the latter).
+            and which are labels (`args.label_names` overrides the latter). A `mindone_ft.peft.PeftModel` trains
+            its adapter only (and its `modules_to_save`): the optimizer holds those parameters alone.
         args (`TrainingArguments`, *optional*): defaults to `TrainingArguments(output_dir="trainer_output")`.
         data_collator (`Callable`, *optional*): turns a list of rows into a dict of numpy arrays. Default:
             dynamic padding (`NumpyDataCollator` with the tokenizer's pad id) to `length_buckets` of the longest
@@ -248,9 +253,11 @@ class Trainer:
         self.compute_metrics = compute_metrics
         self.preprocess_logits_for_metrics = preprocess_logits_for_metrics
         self.optimizer, self.lr_scheduler = optimizers
-        self._input_names = list(inspect.signature(model.construct).parameters)
+        # A PeftModel takes the arguments of the model it wraps (transformers' Trainer inspects that model too).
+        signature_model = model.get_base_model() if isinstance(model, PeftModel) else model
+        self._input_names = list(inspect.signature(signature_model.construct).parameters)
         # As transformers: the label arguments of the model's signature (QA: start/end positions), or `label_names`.
-        self.label_names = find_labels(model) if args.label_names is None else list(args.label_names)
+        self.label_names = find_labels(signature_model) if args.label_names is None else list(args.label_names)
         # The arguments that make the model return its loss (first output): all must be in a batch to train.
         self._loss_names = tuple(getattr(model, "loss_input_names", ()) or
                                  [name for name in self.label_names if name in self._input_names])
@@ -1004,6 +1011,14 @@ class Trainer:
     def _load_model_weights(self, checkpoint: str) -> None:
         from .modeling_utils import load_state_dict_from_file
 
+        if isinstance(self.model, PeftModel):  # the checkpoint holds the adapters: "default" at the top, others below
+            for name in self.model.peft_config:
+                folder = checkpoint if name == "default" else os.path.join(checkpoint, name)
+                result = self.model.load_adapter(folder, name, is_trainable=True)
+                if result.missing_keys or result.unexpected_keys:
+                    raise ValueError(f"adapter {name!r}: missing keys {result.missing_keys}, unexpected keys "
+                                     f"{result.unexpected_keys}")
+            return
         path = os.path.join(checkpoint, MODEL_WEIGHTS_NAME)
         if not os.path.isfile(path):
             path = os.path.join(checkpoint, "model.safetensors.index.json")
@@ -1066,7 +1081,7 @@ def _check_checkpoint(checkpoint: str) -> None:
     if not os.path.isdir(checkpoint):
         raise ValueError(f"Can't find a valid checkpoint at {checkpoint}")
     files = set(os.listdir(checkpoint))
-    has_model = MODEL_WEIGHTS_NAME in files or "model.safetensors.index.json" in files
+    has_model = bool(files & {MODEL_WEIGHTS_NAME, "model.safetensors.index.json", ADAPTER_WEIGHTS_NAME})
     missing = [f for f in RESUME_FILES if f not in files] + ([] if has_model else [MODEL_WEIGHTS_NAME])
     if missing:
         raise ValueError(

@@ -147,3 +147,18 @@ def test_examples_finetune_then_generate(tmp_path):
     assert generate.returncode == 0, generate.stderr[-3000:]
     lines = [json.loads(line) for line in generate.stdout.strip().splitlines() if line.startswith("{")]
     assert [r["prompt"] for r in lines] == ["review: a gem sentiment:", "review: a long and dull bore sentiment:"]
+
+
+def test_example_trains_a_lora_adapter(tmp_path):
+    """--lora_r: the example trains a PEFT-format adapter on the from-scratch model; the base weights stay."""
+    out = tmp_path / "llm_lora"
+    result = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "examples", "llm", "finetune_causal_lm.py"), "--output_dir", str(out),
+         "--max_train_samples", "32", "--max_eval_samples", "8", "--num_train_epochs", "1", "--hidden_size", "32",
+         "--per_device_train_batch_size", "16", "--lora_r", "4", "--report_to", "none", "--save_strategy", "no",
+         "--disable_tqdm", "true", "--show_examples", "1"],
+        capture_output=True, text=True, env=dict(os.environ, GLOG_v="3"), timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "trainable params" in result.stdout
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA" and config["r"] == 4 and (out / "adapter_model.safetensors").exists()

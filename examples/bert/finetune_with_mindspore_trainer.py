@@ -78,12 +78,8 @@ def compute_metrics(eval_pred) -> dict:
     return {"accuracy": float((np.argmax(logits, axis=-1) == labels).mean())}
 
 
-def main(argv=None) -> dict:
-    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments, MindSporeArguments))
-    model_args, data_args, training_args, ms_args = parser.parse_args_into_dataclasses(argv)
-    ms_args.seed = training_args.seed
-    init_environment(ms_args)
-
+def tokenized_data(model_args: ModelArguments, data_args: DataArguments):
+    """`(model folder, tokenizer, train, eval)`: the datasets cut to `max_*_samples` and tokenized."""
     train, test = load_data(data_args)
     if data_args.max_train_samples is not None:
         train = train.select(range(min(data_args.max_train_samples, len(train))))
@@ -96,11 +92,11 @@ def main(argv=None) -> dict:
     def tokenize(batch):
         return tokenizer(batch["text"], truncation=True, max_length=data_args.max_seq_length)
 
-    train = train.map(tokenize, batched=True)
-    test = test.map(tokenize, batched=True)
-    num_labels = len(set(train["label"]))
-    model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=num_labels)
+    return model_path, tokenizer, train.map(tokenize, batched=True), test.map(tokenize, batched=True)
 
+
+def train_and_evaluate(model, training_args: TrainingArguments, tokenizer, train, test):
+    """Trains `model` with the Trainer, saves it to `output_dir`; returns the trainer and the final eval metrics."""
     trainer = Trainer(
         model=model,
         args=training_args,
@@ -111,7 +107,19 @@ def main(argv=None) -> dict:
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     trainer.save_model()
-    metrics = trainer.evaluate()
+    return trainer, trainer.evaluate()
+
+
+def main(argv=None) -> dict:
+    parser = HfArgumentParser((ModelArguments, DataArguments, TrainingArguments, MindSporeArguments))
+    model_args, data_args, training_args, ms_args = parser.parse_args_into_dataclasses(argv)
+    ms_args.seed = training_args.seed
+    init_environment(ms_args)
+
+    model_path, tokenizer, train, test = tokenized_data(model_args, data_args)
+    num_labels = len(set(train["label"]))
+    model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=num_labels)
+    trainer, metrics = train_and_evaluate(model, training_args, tokenizer, train, test)
     if trainer.is_world_process_zero():
         print(json.dumps(metrics))
     return metrics

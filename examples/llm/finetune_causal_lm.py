@@ -15,6 +15,7 @@ Hub causal-LM checkpoint works the same way (`--model_name_or_path path/or/hub-i
     python examples/llm/finetune_causal_lm.py                                  # the defaults below
     python examples/llm/finetune_causal_lm.py --task lm --num_train_epochs 1
     python examples/llm/finetune_causal_lm.py --model_name_or_path path/to/qwen2_folder --learning_rate 2e-5
+    python examples/llm/finetune_causal_lm.py --model_name_or_path path/to/qwen2_folder --lora_r 8   # LoRA
 
 Every `TrainingArguments` and `MindSporeArguments` option is a command-line flag. The last line printed is the
 final metrics as JSON.
@@ -50,6 +51,9 @@ class ModelArguments:
         default=DEFAULT_MODEL, metadata={"help": "Tokenizer for the from-scratch model (default: offline MiniLM)."})
     hidden_size: int = field(default=128, metadata={"help": "From-scratch model: hidden size."})
     num_hidden_layers: int = field(default=2, metadata={"help": "From-scratch model: layers."})
+    lora_r: int = field(default=0, metadata={"help": "Train a LoRA adapter of this rank (0: full fine-tuning); "
+                                                     "the output folder then holds a PEFT-format adapter."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling numerator (scale = lora_alpha / r)."})
 
 
 @dataclass
@@ -130,6 +134,12 @@ def main(argv=None) -> dict:
 
     tokenizer = load_tokenizer(model_args)
     model = build_model(model_args, tokenizer, training_args.output_dir)
+    if model_args.lora_r > 0:  # only the adapter trains; a from-scratch model would learn little this way
+        from mindone_ft.peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=model_args.lora_r,
+                                                 lora_alpha=model_args.lora_alpha, target_modules="all-linear"))
+        model.print_trainable_parameters()
     reviews = load_rotten_tomatoes()
     train = reviews["train"].select(range(min(data_args.max_train_samples, len(reviews["train"]))))
     test = reviews["test"].select(range(min(data_args.max_eval_samples, len(reviews["test"]))))
