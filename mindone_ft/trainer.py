@@ -17,7 +17,8 @@ while saving never leaves a half-written `checkpoint-N` and never touches the pr
 - `config.json`, `model.safetensors` (Hugging Face format, via `save_pretrained`), tokenizer files if any; for a
   `mindone_ft.peft.PeftModel` the adapter only (`adapter_config.json`, `adapter_model.safetensors`, PEFT's format),
   as the optimizer only holds the adapter's parameters;
-- `optimizer.safetensors` (AdamW moments and step), `scheduler.json` (schedule position),
+- `optimizer.safetensors` (AdamW moments and step; under ZeRO one shard per rank instead,
+  `optimizer-rank00000-of-00002.safetensors`, ..., written by every rank), `scheduler.json` (schedule position),
   `train_step.safetensors` (loss-scaler state);
 - `rng_state.json` (python, numpy and MindSpore seeds, and the dropout seeding step),
   `trainer_loop_state.json` (loss accumulated since the last log, so the resumed log history is identical);
@@ -47,6 +48,7 @@ from .mindspore_adapter import (
     NumpyDataCollator,
     ReturnLoss,
     TrainOneStepWrapper,
+    ZeroAdamW,
     init_environment,
     length_buckets,
 )
@@ -464,6 +466,10 @@ class Trainer:
                 eps=args.adam_epsilon,
                 weight_decay=args.weight_decay,
             )
+        if args.zero_stage and self.world_size > 1 and not isinstance(self.optimizer, ZeroAdamW):
+            self.optimizer = ZeroAdamW(self.optimizer, args.zero_stage, self.rank, self.world_size)
+        elif args.zero_stage and self.world_size == 1:
+            logger.info(f"ZeRO stage {args.zero_stage} has nothing to shard over one process: plain AdamW.")
         self._lr_fn = get_schedule_fn(
             args.lr_scheduler_type, args.learning_rate, args.get_warmup_steps(num_training_steps),
             num_training_steps, args.lr_scheduler_kwargs,
@@ -559,6 +565,8 @@ class Trainer:
         start_step = 0
         if resume_from_checkpoint is not None:
             start_step = self._load_checkpoint(resume_from_checkpoint)
+        if self._zero_sharded():  # the shards must start from the (possibly just loaded) weights
+            self.optimizer.sync_slices()
         self._train_step = None
         self._reseed_and_rebuild(start_step)
 
@@ -906,21 +914,50 @@ class Trainer:
         if self.state.best_global_step == step:
             self.state.best_model_checkpoint = output_dir
         running_loss = self._running_loss()  # a collective: every rank calls it, only rank 0 writes
+        shard_dir = self._write_zero_shard(name)  # under ZeRO every rank writes its optimizer shard first
         if self.args.should_save:
             os.makedirs(self.args.output_dir, exist_ok=True)
             tmp_dir = tempfile.mkdtemp(prefix=f".tmp-{name}-", dir=self.args.output_dir)
             try:
-                self._write_checkpoint(tmp_dir, running_loss)
+                self._write_checkpoint(tmp_dir, running_loss, shard_dir)
                 _replace_dir(tmp_dir, output_dir)
             finally:
                 shutil.rmtree(tmp_dir, ignore_errors=True)
+                if shard_dir is not None:
+                    shutil.rmtree(shard_dir, ignore_errors=True)
             self._rotate_checkpoints()
+        if shard_dir is not None:
+            barrier()  # the checkpoint is complete (shards included) before any rank goes on
         # Dropout masks after this step are re-seeded from the step, so a resume from here draws the same ones.
         if not self.args.save_only_model:
             self._reseed_and_rebuild(step)
 
-    def _write_checkpoint(self, directory: str, running_loss: tuple = (0.0, 0)) -> None:
-        """Writes every checkpoint file into `directory`; `running_loss` is `_running_loss()`."""
+    def _zero_sharded(self) -> bool:
+        return isinstance(self.optimizer, ZeroAdamW)
+
+    def _write_zero_shard(self, name: str) -> Optional[str]:
+        """Under ZeRO, writes this rank's optimizer shard into a staging folder next to the checkpoints (which
+        all ranks must see: a shared file system on several nodes) and waits for every rank; rank 0 then moves
+        the shards into the checkpoint. Returns the staging folder, or None without ZeRO."""
+        if not self._zero_sharded() or self.args.save_only_model:
+            return None
+        from safetensors.numpy import save_file
+
+        shard_dir = os.path.join(self.args.output_dir, f".tmp-{name}-zero-shards")
+        os.makedirs(shard_dir, exist_ok=True)
+        path = os.path.join(shard_dir, zero_shard_name(self.rank, self.world_size))
+        metadata = {"format": "pt", "zero_stage": str(self.optimizer.zero_stage),
+                    "rank": str(self.rank), "world_size": str(self.world_size)}
+        save_file(self.optimizer.state_dict(), path + ".partial", metadata=metadata)
+        os.replace(path + ".partial", path)  # a shard is never seen half-written
+        barrier()
+        return shard_dir
+
+    def _write_checkpoint(
+        self, directory: str, running_loss: tuple = (0.0, 0), shard_dir: Optional[str] = None
+    ) -> None:
+        """Writes every checkpoint file into `directory`; `running_loss` is `_running_loss()`; `shard_dir` holds
+        the ranks' ZeRO optimizer shards (`_write_zero_shard`)."""
         from safetensors.numpy import save_file
 
         self.save_model(directory)
@@ -928,7 +965,12 @@ class Trainer:
         self.state.save_to_json(os.path.join(directory, TRAINER_STATE_NAME))
         if self.args.save_only_model:
             return
-        save_file(self.optimizer.state_dict(), os.path.join(directory, OPTIMIZER_NAME))
+        if shard_dir is not None:
+            for rank in range(self.world_size):
+                shard = zero_shard_name(rank, self.world_size)
+                shutil.move(os.path.join(shard_dir, shard), os.path.join(directory, shard))
+        else:
+            save_file(self.optimizer.state_dict(), os.path.join(directory, OPTIMIZER_NAME))
         save_file({k: np.asarray(v) for k, v in self._train_step.state_dict().items()},
                   os.path.join(directory, TRAIN_STEP_NAME))
         _write_json(os.path.join(directory, SCHEDULER_NAME), {"last_epoch": self._optimizer_steps()})
@@ -976,11 +1018,13 @@ class Trainer:
         _check_checkpoint(checkpoint)
         try:
             self._load_model_weights(checkpoint)
-            self.optimizer.load_state_dict(load_file(os.path.join(checkpoint, OPTIMIZER_NAME)))
+            self._load_optimizer_state(checkpoint)
             self._resumed_step_state = load_file(os.path.join(checkpoint, TRAIN_STEP_NAME))
             state = TrainerState.load_from_json(os.path.join(checkpoint, TRAINER_STATE_NAME))
             rng = _read_json(os.path.join(checkpoint, RNG_STATE_NAME))
             loop = _read_json(os.path.join(checkpoint, LOOP_STATE_NAME))
+        except ZeroCheckpointError:
+            raise
         except Exception as error:  # truncated safetensors, invalid JSON, wrong shapes...
             raise ValueError(f"Checkpoint {checkpoint} is corrupt or incompatible with this model: {error}") from error
         if state.max_steps != self.state.max_steps:
@@ -1000,6 +1044,33 @@ class Trainer:
                            "total_loss": loop["total_loss"], "total_count": loop["total_count"],
                            "last_logged": loop["last_logged"]})
         return state.global_step
+
+    def _load_optimizer_state(self, checkpoint: str) -> None:
+        """The optimizer state of `checkpoint`: one file, or under ZeRO this rank's shard of one file per rank.
+
+        ZeRO shards resume only with the world size that wrote them (a clear error otherwise); an unsharded
+        state also resumes a ZeRO run (each rank keeps its slices).
+        """
+        from safetensors.numpy import load_file
+
+        saved_world = zero_checkpoint_world_size(checkpoint)
+        if saved_world is None:
+            state = load_file(os.path.join(checkpoint, OPTIMIZER_NAME))
+            if self._zero_sharded():
+                self.optimizer.load_full_state_dict(state)
+            else:
+                self.optimizer.load_state_dict(state)
+            return
+        if not self._zero_sharded() or saved_world != self.world_size:
+            this_run = f"ZeRO over {self.world_size} ranks" if self._zero_sharded() else (
+                f"no ZeRO ({self.world_size} rank{'s' if self.world_size > 1 else ''})")
+            raise ZeroCheckpointError(
+                f"Checkpoint {checkpoint} holds ZeRO optimizer shards written by {saved_world} ranks, and this run "
+                f"has {this_run}. Resume it with ZeRO (`deepspeed` zero_optimization.stage 1 or 2, or "
+                f"`fsdp=\"shard_grad_op\"`) on {saved_world} ranks (msrun --worker_num={saved_world}); resharding "
+                "to another world size is not implemented."
+            )
+        self.optimizer.load_state_dict(load_file(os.path.join(checkpoint, zero_shard_name(self.rank, self.world_size))))
 
     def _restore_callback_states(self, states: dict) -> None:
         for callback in self.callback_handler.callbacks:
@@ -1076,12 +1147,37 @@ class Trainer:
 
 
 # ---------------------------------------------------------------------- helpers
+class ZeroCheckpointError(ValueError):
+    """A checkpoint's ZeRO optimizer shards do not fit this run (another world size, or no ZeRO)."""
+
+
+def zero_shard_name(rank: int, world_size: int) -> str:
+    """File name of rank `rank`'s ZeRO optimizer shard in a checkpoint written by `world_size` ranks."""
+    return f"optimizer-rank{rank:05d}-of-{world_size:05d}.safetensors"
+
+
+def zero_checkpoint_world_size(checkpoint: str) -> Optional[int]:
+    """The world size whose ZeRO optimizer shards `checkpoint` holds, or None for an unsharded optimizer state.
+    Raises a ValueError when shards are missing."""
+    shards = sorted(f for f in os.listdir(checkpoint) if f.startswith("optimizer-rank") and f.endswith(".safetensors"))
+    if not shards:
+        return None
+    world_size = int(shards[0].rsplit("-of-", 1)[1].split(".")[0])
+    expected = [zero_shard_name(rank, world_size) for rank in range(world_size)]
+    if shards != expected:
+        raise ValueError(f"Checkpoint {checkpoint} has ZeRO optimizer shards {shards}, expected {expected}: "
+                         "some are missing or from another run; resume from another checkpoint.")
+    return world_size
+
+
 def _check_checkpoint(checkpoint: str) -> None:
     """Raises a clear error if `checkpoint` is not a complete, resumable checkpoint folder."""
     if not os.path.isdir(checkpoint):
         raise ValueError(f"Can't find a valid checkpoint at {checkpoint}")
     files = set(os.listdir(checkpoint))
     has_model = bool(files & {MODEL_WEIGHTS_NAME, "model.safetensors.index.json", ADAPTER_WEIGHTS_NAME})
+    if zero_checkpoint_world_size(checkpoint) is not None:  # ZeRO: one optimizer shard per rank instead
+        files.add(OPTIMIZER_NAME)
     missing = [f for f in RESUME_FILES if f not in files] + ([] if has_model else [MODEL_WEIGHTS_NAME])
     if missing:
         raise ValueError(

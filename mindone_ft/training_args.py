@@ -86,6 +86,9 @@ SUPPORTED_ARGS = {
     "hub_revision": "Branch `trainer.push_to_hub()` pushes to.",
     "train_sampling_strategy": "`random`, `sequential` or `group_by_length` (length buckets: few compiled shapes).",
     "length_column_name": "Precomputed length column for `group_by_length`.",
+    "deepspeed": "ZeRO over the msrun ranks: a dict, JSON string or JSON file with `zero_optimization.stage` 1 "
+    "(optimizer state sharded) or 2 (plus gradients); other keys only as `\"auto\"` (see docs/distributed.md).",
+    "fsdp": "`shard_grad_op` = ZeRO stage 2 (as `deepspeed`); `full_shard` (stage 3) raises, naming stages 1/2.",
 }
 
 ACCEPTED_ARGS = {
@@ -152,9 +155,7 @@ UNSUPPORTED_ARGS = {
     "accelerator_config": "No accelerate.",
     "parallelism_config": "No accelerate.",
     "dataloader_multiprocessing_context": "No worker processes.",
-    "fsdp": "Use MindSpore parallel modes.",
-    "fsdp_config": "Use MindSpore parallel modes.",
-    "deepspeed": "Use MindSpore parallel modes.",
+    "fsdp_config": "FSDP wrapping options do not apply: ZeRO shards every parameter (see `fsdp`).",
 }
 
 LEGACY_ARGS = {
@@ -306,9 +307,11 @@ class TrainingArguments:
     ddp_static_graph: Optional[bool] = field(default=None, metadata={"help": "Accepted, no effect."})
     ddp_backend: Optional[str] = field(default=None, metadata={"help": "Accepted, no effect."})
     ddp_timeout: int = field(default=1800, metadata={"help": "Accepted, no effect."})
-    fsdp: Optional[str] = field(default=None, metadata={"help": "Unsupported."})
+    fsdp: Optional[str] = field(default=None, metadata={"help": "'shard_grad_op': ZeRO stage 2."})
     fsdp_config: Union[dict, str, None] = field(default=None, metadata={"help": "Unsupported."})
-    deepspeed: Union[dict, str, None] = field(default=None, metadata={"help": "Unsupported."})
+    deepspeed: Union[dict, str, None] = field(
+        default=None, metadata={"help": "DeepSpeed config (dict, JSON or JSON file): zero_optimization.stage 1/2."}
+    )
     debug: str = field(default="", metadata={"help": "Accepted when empty."})
     skip_memory_metrics: bool = field(default=True, metadata={"help": "Accepted, no effect."})
     do_train: bool = field(default=False, metadata={"help": "For scripts."})
@@ -333,6 +336,8 @@ class TrainingArguments:
             self.include_num_input_tokens_seen = "all" if self.include_num_input_tokens_seen else "no"
         self._check_unsupported()
         self._map_legacy()
+        # The one internal ZeRO setting (0: off), from either Hugging Face spelling.
+        self.zero_stage = zero_stage_from_args(self.deepspeed, self.fsdp)
         for name in ("lr_scheduler_kwargs",):
             value = getattr(self, name)
             if isinstance(value, str) and value.startswith("{"):
@@ -554,6 +559,70 @@ class TrainingArguments:
         return f"{self.__class__.__name__}(\n{items})"
 
     __repr__ = __str__
+
+
+# DeepSpeed `zero_optimization` keys that tune communication buckets and overlap: no effect on the numbers, and
+# none here (MindSpore schedules its own collectives), so configs written for DeepSpeed keep working.
+_ZERO_TUNING_KEYS = ("allgather_partitions", "allgather_bucket_size", "overlap_comm", "reduce_scatter",
+                     "reduce_bucket_size", "contiguous_gradients", "round_robin_gradients")
+_FSDP_STAGES = {"shard_grad_op": 2, "full_shard": 3, "hybrid_shard": 3, "hybrid_shard_zero2": 2, "no_shard": 0}
+
+
+def _is_auto(value) -> bool:
+    return value == "auto" or (isinstance(value, dict) and bool(value) and all(v == "auto" for v in value.values()))
+
+
+def zero_stage_from_args(deepspeed: Union[dict, str, None], fsdp: Union[str, list, None]) -> int:
+    """The ZeRO stage (0 = off, 1 or 2) asked for by `TrainingArguments.deepspeed` or `.fsdp`.
+
+    `deepspeed` is a dict, a JSON string, or the path of a JSON file, as in transformers; only
+    `zero_optimization.stage` (plus DeepSpeed's communication-tuning keys, which change nothing) and top-level
+    values `"auto"` (filled from these arguments in transformers) are accepted. `fsdp` may be `"shard_grad_op"`
+    (stage 2). Stage 3 (`full_shard`, `zero_optimization.stage=3`), offloading and anything else raise a
+    `ValueError` naming the field.
+    """
+    if deepspeed not in (None, "", {}) and fsdp:
+        raise ValueError("Set `deepspeed` or `fsdp`, not both: both configure ZeRO sharding here.")
+    if fsdp:
+        options = fsdp.split() if isinstance(fsdp, str) else [str(o) for o in fsdp]
+        stages = [_FSDP_STAGES.get(o) for o in options]
+        if len(options) != 1 or stages[0] not in (0, 2):
+            raise ValueError(
+                f"`fsdp={fsdp!r}` is not supported: mindone_ft implements ZeRO stage 2 as `fsdp=\"shard_grad_op\"` "
+                "(or `deepspeed={\"zero_optimization\": {\"stage\": 1 or 2}}`); parameter sharding (stage 3, "
+                "`full_shard`), hybrid sharding, offloading and auto-wrapping are not implemented."
+            )
+        return stages[0]
+    if deepspeed in (None, "", {}):
+        return 0
+    config = deepspeed
+    if isinstance(config, str):
+        if config.lstrip().startswith("{"):
+            config = json.loads(config)
+        elif os.path.isfile(config):
+            with open(config, encoding="utf-8") as f:
+                config = json.load(f)
+        else:
+            raise ValueError(f"`deepspeed={deepspeed!r}`: no such JSON file (give a dict, JSON text or a file path).")
+    if not isinstance(config, dict):
+        raise ValueError(f"`deepspeed` must be a dict, JSON text or a JSON file path, got {type(config).__name__}.")
+    zero = config.get("zero_optimization")
+    if not isinstance(zero, dict) or "stage" not in zero:
+        raise ValueError("`deepspeed` needs `zero_optimization.stage` (1 or 2): the only part of DeepSpeed's "
+                         "config mindone_ft implements is ZeRO sharding.")
+    stage = zero["stage"]
+    if stage not in (0, 1, 2):
+        raise ValueError(f"`deepspeed` `zero_optimization.stage={stage!r}` is not supported: use stage 1 (optimizer "
+                         "state sharded) or 2 (plus gradients); stage 3 (parameters) is not implemented.")
+    unsupported = [f"zero_optimization.{k}" for k in zero if k != "stage" and k not in _ZERO_TUNING_KEYS]
+    unsupported += [k for k, v in config.items() if k != "zero_optimization" and not _is_auto(v)]
+    if unsupported:
+        raise ValueError(
+            f"`deepspeed` keys not supported by mindone_ft: {unsupported}. Only `zero_optimization.stage` (1 or 2) "
+            "is read; set the optimizer, schedule, batch sizes, precision and clipping with TrainingArguments, and "
+            "leave those keys out of the DeepSpeed config or set them to \"auto\"."
+        )
+    return int(stage)
 
 
 def _field_default(f):

@@ -21,6 +21,7 @@ from .environment import (
 )
 from .loss_scaler import DynamicLossScaler, LossScaler, create_loss_scaler
 from .train_step import ReturnLoss, TrainOneStepWrapper, global_norm
+from .zero import ZeroAdamW
 
 __all__ = [
     "AdamW",
@@ -33,6 +34,7 @@ __all__ = [
     "RankInfo",
     "ReturnLoss",
     "TrainOneStepWrapper",
+    "ZeroAdamW",
     "create_loss_scaler",
     "get_rank_info",
     "global_norm",

@@ -45,9 +45,14 @@ def global_norm(grads: tuple, sum_of_squares: Optional[ops.Primitive] = None) ->
     `sum_of_squares` (`mindone_ft.kernels.cpu.sum_of_squares_op()`) computes it in one kernel call; without it,
     MindSpore ops compute one partial sum per gradient.
     """
+    return ops.sqrt(global_sum_of_squares(grads, sum_of_squares))
+
+
+def global_sum_of_squares(grads: tuple, sum_of_squares: Optional[ops.Primitive] = None) -> Tensor:
+    """Sum of the squares of all gradients' elements, as one float32 scalar (see `global_norm`)."""
     if sum_of_squares is not None:
-        return ops.sqrt(sum_of_squares(*grads)).reshape(())
-    return ops.sqrt(ops.addn(_hyper_map(_sum_of_squares, grads)))
+        return sum_of_squares(*grads).reshape(())
+    return ops.addn(_hyper_map(_sum_of_squares, grads))
 
 
 # Per-gradient functions are mapped with HyperMap, not written as comprehensions over the gradient tuple: with
@@ -95,6 +100,12 @@ class TrainOneStepWrapper(TrainEvalModeMixin, nn.Cell):
         distributed (`bool`, *optional*): average gradients over data-parallel ranks; default: when
             `init_environment` found more than one rank.
 
+    ZeRO: give a `ZeroAdamW` (`mindone_ft.mindspore_adapter.zero`) as the optimizer. With stage 1 the step is the
+    data-parallel one and the optimizer updates this rank's slices; with stage 2 the reduced gradients, their
+    accumulation buffers and the clipping norm are this rank's slices too. After each call the updated slices
+    are all-gathered into the parameters (also on micro-steps and skipped steps, whose slices still equal the
+    parameters, so the gather changes nothing).
+
     `train()` / `eval()` switch the wrapped model's mode like `torch.nn.Module.train()` / `.eval()` (MindSpore's
     `set_train(mode)`), and return the wrapper.
 
@@ -136,6 +147,10 @@ class TrainOneStepWrapper(TrainEvalModeMixin, nn.Cell):
 
         world_size = get_rank_info().world_size
         self.distributed = world_size > 1 if distributed is None else distributed
+        self.zero_stage = int(getattr(optimizer, "zero_stage", 0))
+        if self.zero_stage and not self.distributed:
+            raise ValueError("A ZeRO optimizer shards over data-parallel ranks: the train step must be distributed.")
+        self.shard_grads = self.zero_stage >= 2
         if self.distributed:
             self.grad_reducer = nn.DistributedGradReducer(self.weights, mean=True, degree=world_size)
         # SUM of overflow flags, not MAX: the CPU AllReduce kernel only sums (float types only).
@@ -143,8 +158,9 @@ class TrainOneStepWrapper(TrainEvalModeMixin, nn.Cell):
 
         self.micro_step = Parameter(Tensor(0, ms.int32), name="train_step.micro_step", requires_grad=False)
         self.last_grad_norm = Parameter(Tensor(0.0, ms.float32), name="train_step.last_grad_norm", requires_grad=False)
-        if self.accumulation_steps > 1:
-            self.accumulated_grads = self.weights.clone(prefix="accumulated_grads", init="zeros")
+        if self.accumulation_steps > 1:  # stage 2 accumulates this rank's gradient slices only
+            accumulated = optimizer.shard_parameters if self.shard_grads else self.weights
+            self.accumulated_grads = accumulated.clone(prefix="accumulated_grads", init="zeros")
         self.hyper_map = ops.HyperMap()
 
     def _scaled_loss(self, *inputs):
@@ -152,13 +168,15 @@ class TrainOneStepWrapper(TrainEvalModeMixin, nn.Cell):
 
     def construct(self, *inputs):
         scaled_loss, grads = self.grad_fn(*inputs)
-        if self.distributed:
+        if self.shard_grads:
+            grads = self.optimizer.reduce_gradients(grads, self.grad_reducer)
+        elif self.distributed:
             grads = self.grad_reducer(grads)
         grads = self.loss_scaler.unscale(grads)
         loss = scaled_loss / self.loss_scaler.scale_value.astype(scaled_loss.dtype)
         # The global norm is needed for clipping and logging anyway, and it is non-finite exactly when some
         # gradient is (or when |g| > 1e19, an overflow too): one reduction instead of a second all_finite pass.
-        norm = global_norm(grads, self.sum_of_squares)
+        norm = self._global_norm(grads)
         finite = self._all_ranks_finite(ops.isfinite(norm))
         self.loss_scaler.adjust(finite)
         ops.assign_add(self.micro_step, ops.ones((), ms.int32))
@@ -170,10 +188,17 @@ class TrainOneStepWrapper(TrainEvalModeMixin, nn.Cell):
             if self.micro_step % self.accumulation_steps == 0:
                 mean_grads = scale_all(self.accumulated_grads, ops.scalar_to_tensor(1.0 / self.accumulation_steps))
                 # A non-finite micro-batch leaves inf/nan in the sum, so the whole window is dropped.
-                mean_norm = global_norm(mean_grads, self.sum_of_squares)
+                mean_norm = self._global_norm(mean_grads)
                 self._apply(mean_grads, ops.isfinite(mean_norm), mean_norm)
                 self._reset_accumulation()
+        if self.zero_stage:
+            self.optimizer.gather_parameters()
         return loss, None, ops.logical_not(finite)
+
+    def _global_norm(self, grads: tuple) -> Tensor:
+        if self.shard_grads:  # each rank holds a slice of every gradient: sum the squares over ranks
+            return ops.sqrt(self.optimizer.sharded_sum_of_squares(global_sum_of_squares(grads, self.sum_of_squares)))
+        return global_norm(grads, self.sum_of_squares)
 
     def _all_ranks_finite(self, finite: Tensor) -> Tensor:
         if self.distributed:  # a rank that overflowed makes every rank skip, so weights stay identical

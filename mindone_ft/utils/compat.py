@@ -149,3 +149,15 @@ def all_reduce_sum_op():
 def all_gather_op():
     """An all-gather (concatenating along axis 0) that runs on every backend; see `all_reduce_sum_op`."""
     return ms.ops.AllGather()
+
+
+def supports_reduce_scatter() -> bool:
+    """Whether `ops.ReduceScatter` has a kernel: HCCL (Ascend) and NCCL (GPU) do; MindSpore 2.10's CPU
+    collectives (mccl) do not ("Unsupported op [ReduceScatter] on CPU", measured), so ZeRO on CPU all-reduces
+    the gradients and keeps this rank's slice instead (same values, full-size communication)."""
+    return device_target() != CPU
+
+
+def reduce_scatter_sum_op():
+    """A summing reduce-scatter along axis 0 (Ascend/GPU only: see `supports_reduce_scatter`)."""
+    return ms.ops.ReduceScatter(ms.ops.ReduceOp.SUM)
