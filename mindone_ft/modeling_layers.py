@@ -229,7 +229,7 @@ class Softmax(nn.Cell):
 
 
 class Dropout(nn.Cell):
-    """`nn.Dropout(p)` with reproducible masks: on CPU, float32 inputs use mindone_ft's counter-based kernel.
+    """`nn.Dropout(p)` with reproducible masks: on CPU, mindone_ft's counter-based kernel draws them.
 
     MindSpore 2.10's CPU Dropout kernel draws from one random generator on all its threads at once, so with
     more than one thread its masks (and a fine-tuning run's results) change from run to run under the same seed.
@@ -240,9 +240,14 @@ class Dropout(nn.Cell):
 
     The kernel advances `offset` itself rather than through an `ops.assign_add` in the graph: twelve such side
     effects in a BERT train step tripled its compile time (6 s to 16-20 s on CPU, measured). MindSpore therefore
-    sees the kernel as pure, so call each `Dropout` cell once per forward (as transformers' models do): two calls
-    of one cell on the same tensor in one graph could be merged into one mask, and recomputing the forward
-    (gradient checkpointing, not implemented) would draw a second one.
+    sees the draw as pure, so call each `Dropout` cell once per forward (as transformers' models do): two calls
+    of one cell on the same tensor in one graph could be merged into one mask.
+
+    Gradient checkpointing recomputes a layer's forward in the backward pass; a second draw would give another
+    mask, and gradients that do not match the loss. So the mask is drawn by its own primitive, which MindSpore
+    never recomputes (GRAPH_MODE keeps its output), and applied by another, which it does; in PYNATIVE_MODE
+    `DropoutReplay` gives the recomputation the stream state of the first pass. MindSpore's own dropout (other
+    backends) is never recomputed either, at the cost of keeping its output.
     """
 
     def __init__(self, p: float = 0.5):
@@ -252,12 +257,15 @@ class Dropout(nn.Cell):
         self.p = float(p)
         self.use_cpu_kernel = self.p > 0 and compat.use_cpu_kernels()
         if self.use_cpu_kernel:
-            self.cpu_dropout = cpu_kernels.dropout_op()
+            self.draw_mask = cpu_kernels.dropout_mask_op()
+            self.apply_mask = cpu_kernels.dropout_apply_op()
             self.p_tensor = Tensor([self.p], ms.float32)
             self.rng_state = Parameter(Tensor([compat.random_seed(), 0], ms.int64), name=RNG_STATE_NAME,
                                        requires_grad=False)
         elif self.p > 0:
             self.mindspore_dropout = mindspore_dropout_op(self.p, compat.random_seed())
+        # Set only while a checkpointed layer runs in PYNATIVE_MODE (a `_DropoutReplayPhase`); None in graphs.
+        self.replay_phase = None
 
     def reseed(self, seed: int) -> bool:
         """Restarts the masks from `seed`. Returns whether the train graph must be recompiled to see it (MindSpore's
@@ -275,18 +283,98 @@ class Dropout(nn.Cell):
     def construct(self, x):
         if not self.training or self.p == 0:
             return x
-        if self.use_cpu_kernel:  # float16 too (amp O2), so that every mask on CPU comes from `rng_state`
-            if x.dtype == ms.float32:
-                return self.cpu_dropout(x, self.rng_state, self.p_tensor)[0]
-            return self.cpu_dropout(x.astype(ms.float32), self.rng_state, self.p_tensor)[0].astype(x.dtype)
-        return self.mindspore_dropout(x)[0]
+        if not self.use_cpu_kernel:
+            return self.mindspore_dropout(x)[0]
+        if self.replay_phase is None:
+            mask = self.draw_mask(x, self.rng_state, self.p_tensor)
+        else:
+            mask = self.replay_phase.draw(self, x)
+        if x.dtype == ms.float32:
+            return self.apply_mask(x, mask, self.p_tensor)
+        # float16 too (amp O2), so that every mask on CPU comes from `rng_state`
+        return self.apply_mask(x.astype(ms.float32), mask, self.p_tensor).astype(x.dtype)
 
 
 def mindspore_dropout_op(rate: float, seed: int) -> ops.Dropout:
     """MindSpore's dropout primitive with kernel seeds derived from `seed`. The kernel keeps its generator inside
-    the compiled graph: a graph sees new seeds only when recompiled."""
+    the compiled graph: a graph sees new seeds only when recompiled. It is never recomputed under gradient
+    checkpointing (see `Dropout`)."""
     seed0, seed1 = (int(x) for x in np.random.default_rng(seed).integers(1, 2**31 - 1, size=2))
-    return ops.Dropout(1.0 - rate, seed0, seed1)
+    return ops.Dropout(1.0 - rate, seed0, seed1).recompute(False)
+
+
+class _DropoutReplayPhase:
+    """One pass of a checkpointed layer in PYNATIVE_MODE, as a context manager over the layer's dropouts: the first
+    pass records the stream state each `Dropout` drew from; the recomputation draws again from that state (a copy:
+    the live stream is not advanced twice)."""
+
+    def __init__(self, dropouts: list, states: Dict[int, list], recording: bool):
+        self.dropouts = dropouts
+        self.states = states
+        self.recording = recording
+
+    def draw(self, dropout: Dropout, x):
+        if self.recording:
+            self.states.setdefault(id(dropout), []).append(dropout.rng_state.copy())
+            return dropout.draw_mask(x, dropout.rng_state, dropout.p_tensor)
+        return dropout.draw_mask(x, self.states[id(dropout)].pop(0), dropout.p_tensor)
+
+    def __enter__(self):
+        for dropout in self.dropouts:
+            dropout.replay_phase = self
+        return self
+
+    def __exit__(self, *exc):
+        for dropout in self.dropouts:
+            dropout.replay_phase = None
+        return False
+
+
+class DropoutReplay:
+    """`context_fn` of MindSpore's PYNATIVE_MODE recompute for one checkpointed layer: returns the (first pass,
+    recomputation) context managers that make the recomputed dropout masks equal the first ones (MindSpore
+    restores its global generator, which mindone_ft's `Dropout` does not use). GRAPH_MODE ignores it."""
+
+    def __init__(self, layer: nn.Cell):
+        self.dropouts = [cell for _, cell in layer.cells_and_names() if isinstance(cell, Dropout) and cell.p > 0]
+
+    def __call__(self):
+        for dropout in self.dropouts:
+            if not dropout.use_cpu_kernel:
+                raise ValueError(
+                    "Gradient checkpointing with dropout in PYNATIVE_MODE needs mindone_ft's CPU dropout kernel, "
+                    "which replays the masks when a layer is recomputed (it is disabled by MINDONE_FT_CPU_KERNELS=0 "
+                    "or missing on this backend). Use GRAPH_MODE, or set the model's dropout probabilities to 0."
+                )
+        states: Dict[int, list] = {}
+        return (_DropoutReplayPhase(self.dropouts, states, recording=True),
+                _DropoutReplayPhase(self.dropouts, states, recording=False))
+
+
+class GradientCheckpointingLayer(nn.Cell):
+    """Base of the layers a model repeats (transformers' `GradientCheckpointingLayer`): the cells that
+    `gradient_checkpointing_enable()` recomputes in the backward pass instead of keeping their activations.
+
+    Models call them through `checkpointed_call(layer, ...)`, which decides in Python, so each compiled graph
+    either recomputes the layer or not.
+    """
+
+    # Class defaults (subclasses may skip this __init__, as MPNetLayer skips BertLayer's); set per instance by
+    # `gradient_checkpointing_enable`, which builds `dropout_replay` once the layer's cells exist.
+    gradient_checkpointing = False
+    dropout_replay = None
+
+
+def checkpointed_call(layer: GradientCheckpointingLayer, *args, **kwargs):
+    """`layer(*args, **kwargs)`; while training with gradient checkpointing enabled, recomputed by MindSpore
+    (`mindspore.recompute`): only the layer's inputs are kept for the backward pass, plus its dropout masks."""
+    if layer.gradient_checkpointing and layer.training:
+        # use_reentrant=False: PYNATIVE_MODE's saved-tensor recompute, the one that takes a context_fn.
+        # early_stop=False: stopping the recomputation early raises through nested Cell calls and leaves
+        # MindSpore 2.10's PyNative argument stack unbalanced ("Stack input_args_info_stack_ is empty").
+        return ms.recompute(layer, *args, use_reentrant=False, early_stop=False, context_fn=layer.dropout_replay,
+                            **kwargs)
+    return layer(*args, **kwargs)
 
 
 def reseed_nn_dropout(cell: nn.Dropout, seed: int) -> bool:

@@ -42,7 +42,16 @@ from mindspore.common.initializer import Normal, initializer
 from .cache_utils import prepare_cache_arguments
 from .mindspore_adapter.cell_mode import TrainEvalModeMixin
 from .mindspore_adapter.data import numpy_to_tensor
-from .modeling_layers import RNG_STATE_NAME, Embedding, LayerNorm, Linear, RMSNorm
+from .modeling_layers import (
+    RNG_STATE_NAME,
+    DropoutReplay,
+    Embedding,
+    GradientCheckpointingLayer,
+    LayerNorm,
+    Linear,
+    RMSNorm,
+)
+from .utils import compat
 from .utils.offline import resolve_model_name
 
 logger = logging.getLogger(__name__)
@@ -408,6 +417,32 @@ class LoadStateDictResult:
         return iter((self.missing_keys, self.unexpected_keys))
 
 
+def check_activation_checkpointing_options(kwargs: Optional[dict], every_n_layers: int = 1,
+                                           offload: bool = False) -> None:
+    """Rejects what `activation_checkpointing_enable` cannot do: `offload`, an `every_n_layers` below 1, and
+    `torch.utils.checkpoint` options other than `use_reentrant` (a bool, accepted with no effect)."""
+    if offload:
+        raise ValueError(
+            "Activation checkpointing with offload=True is not supported: mindone_ft keeps the recomputed layers' "
+            "inputs in device memory. Use every_n_layers > 1 to trade memory for speed instead."
+        )
+    if isinstance(every_n_layers, bool) or not isinstance(every_n_layers, int) or every_n_layers < 1:
+        raise ValueError(f"every_n_layers must be an integer >= 1, got {every_n_layers!r}.")
+    if kwargs is None:
+        return
+    if not isinstance(kwargs, dict):
+        raise TypeError(f"activation_checkpointing_kwargs must be a dict, got {type(kwargs).__name__}.")
+    unknown = sorted(set(kwargs) - {"use_reentrant"})
+    if unknown:
+        raise ValueError(
+            f"activation_checkpointing_kwargs {unknown} are not supported: they are options of torch.utils.checkpoint. "
+            "mindone_ft recomputes each layer with MindSpore's recompute and takes only `every_n_layers` and "
+            "`use_reentrant` (which has no effect here)."
+        )
+    if not isinstance(kwargs.get("use_reentrant", True), bool):
+        raise TypeError(f"use_reentrant must be a bool, got {kwargs['use_reentrant']!r}.")
+
+
 class MSPreTrainedModel(TrainEvalModeMixin, nn.Cell):
     """Base class of all models: configuration, weight init/tying, Hugging Face checkpoints, output objects, and the
     PyTorch-style methods of transformers' `PreTrainedModel` (`train()`/`eval()`, `parameters()`, `device`, ...).
@@ -752,6 +787,65 @@ class MSPreTrainedModel(TrainEvalModeMixin, nn.Cell):
                     f"{_TORCH_ONLY_METHODS[name]}"
                 ) from None
             raise
+
+    # --- activation (gradient) checkpointing ----------------------------------------------------------------
+
+    def _checkpointing_layers(self) -> List[GradientCheckpointingLayer]:
+        return [cell for _, cell in self.cells_and_names() if isinstance(cell, GradientCheckpointingLayer)]
+
+    @property
+    def supports_gradient_checkpointing(self) -> bool:
+        """Whether the model has layers `activation_checkpointing_enable()` can recompute (every mindone_ft model)."""
+        return bool(self._checkpointing_layers())
+
+    @property
+    def is_activation_checkpointing(self) -> bool:
+        """Whether activation checkpointing is enabled on some layer."""
+        return any(layer.gradient_checkpointing for layer in self._checkpointing_layers())
+
+    is_gradient_checkpointing = is_activation_checkpointing  # transformers' older name
+
+    def activation_checkpointing_enable(self, activation_checkpointing_kwargs: Optional[dict] = None,
+                                        every_n_layers: int = 1, offload: bool = False) -> None:
+        """Recomputes the repeated layers (encoder or decoder layers) in the backward pass instead of keeping their
+        activations: peak memory falls, a train step costs about one more forward. The numbers do not change,
+        dropout masks included. Takes effect in graphs compiled afterwards: enable it before training starts (the
+        Trainer does, for `TrainingArguments(gradient_checkpointing=True)`).
+
+        Args:
+            activation_checkpointing_kwargs (`dict`, *optional*): transformers' `torch.utils.checkpoint` options.
+                `use_reentrant` is accepted and has no effect: MindSpore's graph recompute has no such choice, and
+                PYNATIVE_MODE always uses the saved-tensor (non-reentrant) recompute, which can replay dropout.
+            every_n_layers (`int`, *optional*, defaults to 1): checkpoint layers 0, n, 2n, ... only, as transformers.
+            offload (`bool`, *optional*, defaults to `False`): not supported (keeping the saved activations in host
+                memory); raises.
+        """
+        check_activation_checkpointing_options(activation_checkpointing_kwargs, every_n_layers, offload)
+        layers = self._checkpointing_layers()
+        if not layers:
+            raise ValueError(f"{type(self).__name__} does not support activation checkpointing.")
+        if not compat.recompute_lowers_peak_memory():
+            logger.warning(
+                "Activation checkpointing in GRAPH_MODE on CPU costs a forward pass per step without lowering peak "
+                "memory: MindSpore's CPU graphs keep every intermediate until the graph ends. Use PYNATIVE_MODE "
+                "on CPU to save memory (GRAPH_MODE on Ascend/GPU reuses it)."
+            )
+        for index, layer in enumerate(layers):
+            if layer.dropout_replay is None:
+                layer.dropout_replay = DropoutReplay(layer)
+            layer.gradient_checkpointing = index % every_n_layers == 0
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: Optional[dict] = None,
+                                      **kwargs) -> None:
+        """transformers' older name of `activation_checkpointing_enable` (same arguments)."""
+        self.activation_checkpointing_enable(gradient_checkpointing_kwargs, **kwargs)
+
+    def activation_checkpointing_disable(self) -> None:
+        """Turns activation checkpointing off (for graphs compiled afterwards)."""
+        for layer in self._checkpointing_layers():
+            layer.gradient_checkpointing = False
+
+    gradient_checkpointing_disable = activation_checkpointing_disable  # transformers' older name
 
     # --- vocabulary -----------------------------------------------------------------------------------------
 

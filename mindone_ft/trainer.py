@@ -485,6 +485,18 @@ class Trainer:
         ms.amp.auto_mixed_precision(self.model, amp_level="O2", dtype=dtype)
         self._mixed_precision_applied = True
 
+    def _apply_activation_checkpointing(self) -> None:
+        """`args.activation_checkpointing` (or its old name `gradient_checkpointing`), as transformers' Trainer: on
+        the model (a PeftModel's base model), before the train graph is compiled."""
+        if not self.args.activation_checkpointing:
+            return
+        options = dict(self.args.activation_checkpointing_kwargs or {})
+        every_n_layers = options.pop("every_n_layers", 1)
+        offload = options.pop("offload", False)
+        self.model.activation_checkpointing_enable(
+            activation_checkpointing_kwargs=options or None, every_n_layers=every_n_layers, offload=offload
+        )
+
     def _build_train_step(self) -> TrainOneStepWrapper:
         args = self.args
         if self._smoothing_index is not None:
@@ -560,6 +572,7 @@ class Trainer:
         self.state.train_batch_size = args.per_device_train_batch_size
         self.create_optimizer_and_scheduler(max_steps)
         self._apply_mixed_precision()
+        self._apply_activation_checkpointing()
         self._loop = {"tr_loss": ms.Tensor(0.0, ms.float32), "tr_count_t": ms.Tensor(0, ms.int32),
                       "total_loss": 0.0, "total_count": 0, "last_logged": 0}
         start_step = 0

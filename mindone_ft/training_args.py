@@ -88,6 +88,10 @@ SUPPORTED_ARGS = {
     "length_column_name": "Precomputed length column for `group_by_length`.",
     "deepspeed": "ZeRO over the msrun ranks: a dict, JSON string or JSON file with `zero_optimization.stage` 1 "
     "(optimizer state sharded) or 2 (plus gradients); other keys only as `\"auto\"` (see docs/distributed.md).",
+    "activation_checkpointing": "Recompute each encoder/decoder layer in the backward pass (MindSpore recompute, "
+    "GRAPH and PYNATIVE): less activation memory, the same numbers (dropout masks are replayed).",
+    "activation_checkpointing_kwargs": "`every_n_layers` (checkpoint every n-th layer) and `use_reentrant` (no "
+    "effect); `offload` and other `torch.utils.checkpoint` options raise.",
     "fsdp": "`shard_grad_op` = ZeRO stage 2 (as `deepspeed`); `full_shard` (stage 3) raises, naming stages 1/2.",
 }
 
@@ -129,10 +133,6 @@ UNSUPPORTED_ARGS = {
     "bf16_full_eval": "Evaluation runs in the training dtype.",
     "fp16_full_eval": "Evaluation runs in the training dtype.",
     "tf32": "CUDA only.",
-    "activation_checkpointing": "Not implemented.",
-    "activation_checkpointing_kwargs": "Not implemented.",
-    "gradient_checkpointing": "Not implemented.",
-    "gradient_checkpointing_kwargs": "Not implemented.",
     "torch_compile": "MindSpore compiles graphs itself (GRAPH_MODE).",
     "torch_compile_backend": "MindSpore compiles graphs itself (GRAPH_MODE).",
     "torch_compile_mode": "MindSpore compiles graphs itself (GRAPH_MODE).",
@@ -165,6 +165,8 @@ LEGACY_ARGS = {
     "no_cuda": "`use_cpu` (no effect)",
     "overwrite_output_dir": "nothing: removed in transformers 5 (checkpoints never overwrite each other)",
     "save_safetensors": "nothing: checkpoints are always Hugging Face safetensors (`False` warns)",
+    "gradient_checkpointing": "`activation_checkpointing` (transformers 5's deprecated alias)",
+    "gradient_checkpointing_kwargs": "`activation_checkpointing_kwargs` (transformers 5's deprecated alias)",
     "logging_dir": "TensorBoard folder (default `<output_dir>/runs/<date>_<host>`), as in transformers 4",
 }
 
@@ -225,10 +227,16 @@ class TrainingArguments:
     bf16_full_eval: bool = field(default=False, metadata={"help": "Unsupported."})
     fp16_full_eval: bool = field(default=False, metadata={"help": "Unsupported."})
     tf32: Optional[bool] = field(default=None, metadata={"help": "Unsupported."})
-    activation_checkpointing: Optional[bool] = field(default=None, metadata={"help": "Unsupported."})
-    activation_checkpointing_kwargs: Union[dict, str, None] = field(default=None, metadata={"help": "Unsupported."})
-    gradient_checkpointing: Optional[bool] = field(default=None, metadata={"help": "Unsupported."})
-    gradient_checkpointing_kwargs: Union[dict, str, None] = field(default=None, metadata={"help": "Unsupported."})
+    activation_checkpointing: Optional[bool] = field(
+        default=None, metadata={"help": "Recompute each layer in the backward pass (less activation memory)."}
+    )
+    activation_checkpointing_kwargs: Union[dict, str, None] = field(
+        default=None, metadata={"help": "`every_n_layers`, `use_reentrant` (JSON)."}
+    )
+    gradient_checkpointing: Optional[bool] = field(default=None, metadata={"help": "Old name of activation_checkpointing."})
+    gradient_checkpointing_kwargs: Union[dict, str, None] = field(
+        default=None, metadata={"help": "Old name of activation_checkpointing_kwargs."}
+    )
     torch_compile: bool = field(default=False, metadata={"help": "Unsupported."})
     torch_compile_backend: Optional[str] = field(default=None, metadata={"help": "Unsupported."})
     torch_compile_mode: Optional[str] = field(default=None, metadata={"help": "Unsupported."})
@@ -338,7 +346,7 @@ class TrainingArguments:
         self._map_legacy()
         # The one internal ZeRO setting (0: off), from either Hugging Face spelling.
         self.zero_stage = zero_stage_from_args(self.deepspeed, self.fsdp)
-        for name in ("lr_scheduler_kwargs",):
+        for name in ("lr_scheduler_kwargs", "activation_checkpointing_kwargs", "gradient_checkpointing_kwargs"):
             value = getattr(self, name)
             if isinstance(value, str) and value.startswith("{"):
                 setattr(self, name, json.loads(value))
@@ -413,6 +421,14 @@ class TrainingArguments:
             self.train_sampling_strategy = "group_by_length"
         if self.no_cuda:
             self.use_cpu = True
+        # As transformers 5: the old names are used when the new one is unset, and then mirror the new ones.
+        for old, new in (("gradient_checkpointing", "activation_checkpointing"),
+                         ("gradient_checkpointing_kwargs", "activation_checkpointing_kwargs")):
+            if getattr(self, new) is None and getattr(self, old) is not None:
+                setattr(self, new, getattr(self, old))
+            setattr(self, old, getattr(self, new))
+        if self.activation_checkpointing is None:
+            self.activation_checkpointing = self.gradient_checkpointing = False
         if not self.save_safetensors:
             warnings.warn("`save_safetensors=False` is ignored: checkpoints are always safetensors.", UserWarning)
 
@@ -440,6 +456,16 @@ class TrainingArguments:
         return names
 
     def _validate(self):
+        if self.activation_checkpointing_kwargs is not None:
+            from .modeling_utils import check_activation_checkpointing_options
+
+            options = self.activation_checkpointing_kwargs
+            if isinstance(options, dict):  # the Trainer passes these two as arguments, as transformers' does
+                options = dict(options)
+                check_activation_checkpointing_options(options, options.pop("every_n_layers", 1),
+                                                       options.pop("offload", False))
+            else:
+                check_activation_checkpointing_options(options)  # raises: not a dict
         if self.logging_strategy == IntervalStrategy.STEPS and self.logging_steps == 0:
             raise ValueError("logging strategy steps requires non-zero --logging_steps")
         for kind, strategy in (("logging", self.logging_strategy), ("eval", self.eval_strategy),

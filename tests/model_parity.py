@@ -17,6 +17,8 @@ loads the folder with mindone_ft, and checks in GRAPH and PYNATIVE mode:
 - save -> PyTorch reload: `from_pretrained` in transformers reports no missing, unexpected or mismatched keys and
   gets back every tensor bit for bit;
 - Auto classes: the `AutoModelFor...` of each head loads the folder as that class;
+- gradient checkpointing: with every dropout of the config at 0.1, a dozen AdamW steps with each layer recomputed
+  end on the same parameters as without (the recomputed layers draw the masks of the first pass);
 - causal LMs (`generation_heads`): greedy `generate()` token-identical to transformers' `generate()` on the
   left-padded batch (`GENERATED_TOKENS` new tokens, plain and with a repetition penalty), sampling with `top_k=1`
   equal to greedy, and incremental decoding on a key/value cache equal to the forward pass without one.
@@ -219,6 +221,31 @@ class LossCell(nn.Cell):
         return self.model(*args)[0]
 
 
+GC_DROPOUT, GC_STEPS, GC_STEPS_PYNATIVE = 0.1, 12, 4
+
+
+def with_dropout(config, rate: float):
+    """The config with every dropout probability it has (`*dropout*`, GPT-2's `*_pdrop`) set to `rate`."""
+    for name, value in list(config.to_dict().items()):
+        if ("dropout" in name or name.endswith("_pdrop")) and isinstance(value, float):
+            setattr(config, name, rate)
+    return config
+
+
+def train_with_dropout(model, arguments: list, steps: int):
+    """`steps` AdamW updates on the same batch in training mode (dropout on, fixed seed); returns the losses and the
+    final parameters."""
+    from mindone_ft.mindspore_adapter import AdamW, ReturnLoss, TrainOneStepWrapper
+    from mindone_ft.trainer import reseed_dropout
+
+    model.set_train(True)
+    reseed_dropout(model, seed=123, step=0)
+    step = TrainOneStepWrapper(ReturnLoss(model), AdamW(model.trainable_params(), learning_rate=1e-2), scaler="none")
+    step.set_train(True)
+    losses = [float(step(*arguments)[0].asnumpy()) for _ in range(steps)]
+    return losses, [p.asnumpy() for p in model.trainable_params()]
+
+
 def positional_arguments(model, arrays: dict) -> list:
     """The model's construct arguments in order, `None` for those not given, up to the last given one."""
     import inspect
@@ -253,6 +280,8 @@ class ModelParityTests:
     """Mixin of parity tests; subclasses set `family`. Tests run in both modes through conftest's `mode` fixture."""
 
     family: ModelFamily = None
+    # The training-only checks (gradient checkpointing) run once per family: False on a family's variant configs.
+    checks_training = True
 
     def _config(self, head: str, case: str):
         overrides, _ = label_cases(self.family, head)[case]
@@ -366,6 +395,30 @@ class ModelParityTests:
                 worst = max(worst, diff / norm)
         print(f"[measured] {self.family.model_type}.{head}.grad.{mode}: {worst:.2e} relative")
         record(self.family.model_type, "gradient", worst)
+
+    def test_gradient_checkpointing_keeps_the_training_numbers(self, loss_head, mode, tmp_path):
+        """Cheap per family: the first head with a loss (parametrized over all, the rest skipped)."""
+        head = loss_head
+        if not self.checks_training or head != next(h for h in self.family.heads if _suffix(h) != "Model"):
+            pytest.skip("checked once per family, on its first head with a loss")
+        config = with_dropout(self._config(head, self._first_case(head)), GC_DROPOUT)
+        folder = tmp_path / "torch_checkpoint"
+        perturbed_torch_model(self.family, head, config).save_pretrained(folder)
+        inputs = make_inputs(self.family, config, head)
+        arrays = {**inputs, **self._labels(head, self._first_case(head), config, inputs)}
+        steps = GC_STEPS if mode == "graph" else GC_STEPS_PYNATIVE  # PyNative steps are slow
+        runs = {}
+        for checkpointing in (False, True):
+            model = self.family.ms_class(head).from_pretrained(folder, **self.family.model_kwargs.get(head, {}))
+            if checkpointing:
+                model.gradient_checkpointing_enable()
+            assert model.is_gradient_checkpointing == checkpointing
+            runs[checkpointing] = train_with_dropout(model, positional_arguments(model, arrays), steps)
+        (losses, params), (gc_losses, gc_params) = runs[False], runs[True]
+        assert len(set(losses)) == steps, "the masks (and so the losses) must change from step to step"
+        np.testing.assert_allclose(gc_losses, losses, rtol=1e-6, atol=0)
+        worst = max(float(np.max(np.abs(a - b))) for a, b in zip(gc_params, params))
+        assert worst <= 1e-5, f"{head} ({mode}): parameters differ by {worst} after {steps} steps"
 
     def test_saved_checkpoint_reloads_in_pytorch(self, head, tmp_path):
         config, torch_model, ms_model, _ = self._pair(head, self._first_case(head), tmp_path)

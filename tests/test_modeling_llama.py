@@ -76,6 +76,7 @@ class TestLlamaParity(ModelParityTests):
 
 
 class TestLlamaWithBiasesTiedParity(ModelParityTests):
+    checks_training = False  # the family's main config checks them
     family = ModelFamily("llama", tiny_llama_config_with_biases, heads=("LlamaForCausalLM",),
                          input_names=("input_ids", "attention_mask"), seq_length=SEQ_LENGTH, padding_side="left")
 

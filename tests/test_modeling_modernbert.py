@@ -63,6 +63,7 @@ class TestModernBertParity(ModelParityTests):
 
 
 class TestModernBertWithBiasesMeanPoolingParity(ModelParityTests):
+    checks_training = False  # the family's main config checks them
     # Single-label classification only: the other label kinds do not depend on the biases or the pooling.
     family = ModelFamily(
         "modernbert", tiny_modernbert_config_with_biases, heads=("ModernBertForSequenceClassification",),

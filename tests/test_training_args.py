@@ -86,7 +86,7 @@ def test_legacy_names_warn():
         ({"deepspeed": "ds.json"}, "deepspeed"),
         ({"fsdp": "full_shard"}, "fsdp"),
         ({"torch_compile": True}, "torch_compile"),
-        ({"gradient_checkpointing": True}, "gradient_checkpointing"),
+        ({"gradient_checkpointing_kwargs": {"offload": True}}, "offload"),
         ({"hub_strategy": "end"}, "hub_strategy"),
         ({"include_for_metrics": ["inputs"]}, "include_for_metrics"),
         ({"optim": "sgd"}, "optim"),

@@ -188,16 +188,31 @@ def bias_add_op():
     return _custom("BiasAddForward", lambda x, b: x, lambda x, b: x, bprop)
 
 
-def dropout_op():
-    """`op(x, state, p)` -> `(y, mask)`: dropout whose mask is a function of `state` (int64 `[seed, offset]`),
-    `p` (float32 `(1,)`) and the element index only, whatever the thread count; `mask` is uint8 (1 = kept).
-    The kernel adds one to `offset` in place, unseen by MindSpore (see `mindone_ft.modeling_layers.Dropout`)."""
-    backward = _custom("DropoutBackward", lambda dy, mask, p: dy, lambda dy, mask, p: dy)
+def dropout_mask_op():
+    """`op(x, state, p)` -> `mask`: a uint8 dropout mask shaped as `x` (1 = kept), a function of `state` (int64
+    `[seed, offset]`), `p` (float32 `(1,)`) and the element index only, whatever the thread count. The kernel
+    adds one to `offset` in place, unseen by MindSpore (see `mindone_ft.modeling_layers.Dropout`).
+
+    The primitive is never recomputed (`recompute(False)`): under gradient checkpointing, MindSpore keeps the
+    mask of the first pass instead of drawing the next one."""
 
     def bprop(x, state, p, out, dout):
-        return backward(dout[0], out[1], p), ops.zeros_like(state), ops.zeros_like(p)
+        return ops.zeros_like(x), ops.zeros_like(state), ops.zeros_like(p)
 
-    return _custom("DropoutForward", lambda x, state, p: (x, x), lambda x, state, p: (x, ms.uint8), bprop)
+    op = _custom("DropoutMask", lambda x, state, p: x, lambda x, state, p: ms.uint8, bprop)
+    op.recompute(False)
+    return op
+
+
+def dropout_apply_op():
+    """`op(x, mask, p)` -> `x * mask / (1 - p)` (float32), whose gradient is the same function of the incoming
+    gradient."""
+    backward = _custom("DropoutApply", lambda dy, mask, p: dy, lambda dy, mask, p: dy)
+
+    def bprop(x, mask, p, out, dout):
+        return backward(dout, mask, p), ops.zeros_like(mask), ops.zeros_like(p)
+
+    return _custom("DropoutApply", lambda x, mask, p: x, lambda x, mask, p: x, bprop)
 
 
 def sum_of_squares_op():

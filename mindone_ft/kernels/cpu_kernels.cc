@@ -4,7 +4,7 @@
 // element-wise kernels (profiled: ~25% of a BERT train step, ~7x PyTorch's time for the same work), and the
 // optimizer side of a step (global gradient norm, clipping, AdamW: ~85 ms of a 6-layer BERT step whatever the
 // sequence length) as several passes over every parameter. Each function here does one of them in one pass.
-// Dropout is here for reproducibility rather than speed (see DropoutForward).
+// Dropout is here for reproducibility rather than speed (see DropoutMask).
 // Every function has MindSpore's AOT signature; inputs come first in `params`, then outputs; all are
 // contiguous float32 unless the function says otherwise (a call with other dtypes returns 1, an error).
 #include <cmath>
@@ -347,34 +347,29 @@ constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ULL;
 // the top 24 bits of SplitMix64(key(seed, offset) + (i + 1) * golden) are at least p * 2^24. The mask depends
 // only on (seed, offset, i), not on how the elements are split between threads. (MindSpore 2.10's CPU Dropout
 // draws from one generator on all its threads at once, so its masks change from run to run.)
-// Inputs: x (float32), state (int64 [2]: seed, offset; offset is incremented in place, the next call draws
-// a new mask), p (float32 [1]). Outputs: y = x * mask / (1 - p) (float32), mask (uint8, 1 = kept).
-extern "C" int DropoutForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *, void *) {
-  if (nparam != 5 || std::strcmp(dtypes[0], "float32") != 0 || std::strcmp(dtypes[1], "int64") != 0 ||
-      std::strcmp(dtypes[2], "float32") != 0 || std::strcmp(dtypes[3], "float32") != 0 ||
-      std::strcmp(dtypes[4], "uint8") != 0 || Numel(ndims[1], shapes[1]) != 2)
+// The mask is drawn apart from its use (DropoutApply below) so that gradient checkpointing can keep the mask
+// and recompute the rest: a recomputed draw would advance the stream and give another mask.
+// Inputs: x (any dtype; only its shape is read), state (int64 [2]: seed, offset; offset is incremented in
+// place, the next call draws a new mask), p (float32 [1]). Output: mask (uint8, 1 = kept, shaped as x).
+extern "C" int DropoutMask(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *, void *) {
+  if (nparam != 4 || std::strcmp(dtypes[1], "int64") != 0 || std::strcmp(dtypes[2], "float32") != 0 ||
+      std::strcmp(dtypes[3], "uint8") != 0 || Numel(ndims[1], shapes[1]) != 2)
     return 1;
-  const float *x = static_cast<const float *>(params[0]);
   const int64_t *state = static_cast<const int64_t *>(params[1]);
   const float p = *static_cast<const float *>(params[2]);
-  float *y = static_cast<float *>(params[3]);
-  uint8_t *mask = static_cast<uint8_t *>(params[4]);
+  uint8_t *mask = static_cast<uint8_t *>(params[3]);
   const uint64_t key = Mix64(static_cast<uint64_t>(state[0]) ^ Mix64(static_cast<uint64_t>(state[1]) + kGolden));
   const uint64_t threshold = static_cast<uint64_t>(std::llround(static_cast<double>(p) * (1 << 24)));
-  const float scale = 1.0f / (1.0f - p);
   ParallelFor(Numel(ndims[0], shapes[0]), 1 << 15, [&](int64_t, int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      const bool keep = (Mix64(key + static_cast<uint64_t>(i + 1) * kGolden) >> 40) >= threshold;
-      mask[i] = keep;
-      y[i] = keep ? x[i] * scale : 0.0f;
-    }
+    for (int64_t i = b; i < e; ++i) mask[i] = (Mix64(key + static_cast<uint64_t>(i + 1) * kGolden) >> 40) >= threshold;
   });
   ++static_cast<int64_t *>(params[1])[1];
   return 0;
 }
 
-// dx = dy * mask / (1 - p). Inputs: dy (float32), mask (uint8), p (float32 [1]). Output: dx (float32).
-extern "C" int DropoutBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *, void *) {
+// y = x * mask / (1 - p): applies a mask (forward) and is also its own gradient (dx = dy * mask / (1 - p)).
+// Inputs: x or dy (float32), mask (uint8), p (float32 [1]). Output: float32.
+extern "C" int DropoutApply(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *, void *) {
   if (nparam != 4 || std::strcmp(dtypes[0], "float32") != 0 || std::strcmp(dtypes[1], "uint8") != 0 ||
       std::strcmp(dtypes[2], "float32") != 0 || std::strcmp(dtypes[3], "float32") != 0)
     return 1;

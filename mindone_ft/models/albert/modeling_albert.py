@@ -20,8 +20,10 @@ from transformers import AlbertConfig
 
 from ...modeling_layers import (
     Dropout,
+    GradientCheckpointingLayer,
     LayerNorm,
     Linear,
+    checkpointed_call,
     extended_attention_mask,
     get_activation,
     masked_lm_outputs,
@@ -90,7 +92,7 @@ class AlbertLayer(nn.Cell):
         return self.full_layer_layer_norm(ffn_output + attention_output), probs
 
 
-class AlbertLayerGroup(nn.Cell):
+class AlbertLayerGroup(GradientCheckpointingLayer):
     """`inner_group_num` layers applied in turn: one set of parameters, run by every layer of its group."""
 
     def __init__(self, config: AlbertConfig):
@@ -136,8 +138,9 @@ class AlbertTransformer(nn.Cell):
         all_hidden_states = (hidden_states,) if output_hidden_states else ()
         all_attentions = ()
         for group_idx in self.group_indices:
-            hidden_states, group_hidden_states, group_attentions = self.albert_layer_groups[group_idx](
-                hidden_states, attention_mask, output_attentions, output_hidden_states
+            hidden_states, group_hidden_states, group_attentions = checkpointed_call(
+                self.albert_layer_groups[group_idx], hidden_states, attention_mask, output_attentions,
+                output_hidden_states
             )
             all_hidden_states = all_hidden_states + group_hidden_states
             all_attentions = all_attentions + group_attentions

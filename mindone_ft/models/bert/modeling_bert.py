@@ -24,9 +24,11 @@ from ...modeling_outputs import (
 from ...modeling_layers import (
     Dropout,
     Embedding,
+    GradientCheckpointingLayer,
     LayerNorm,
     Linear,
     MultiHeadSelfAttention,
+    checkpointed_call,
     classifier_dropout_rate,
     expand_head_mask,
     extended_attention_mask,
@@ -142,7 +144,7 @@ class BertOutput(nn.Cell):
         return self.LayerNorm(hidden_states + input_tensor)
 
 
-class BertLayer(nn.Cell):
+class BertLayer(GradientCheckpointingLayer):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.attention = BertAttention(config)
@@ -169,7 +171,7 @@ class BertEncoder(nn.Cell):
             if output_hidden_states:
                 all_hidden_states = all_hidden_states + (hidden_states,)
             layer_head_mask = head_mask[i] if head_mask is not None else None
-            hidden_states, probs = layer_module(hidden_states, attention_mask, layer_head_mask)
+            hidden_states, probs = checkpointed_call(layer_module, hidden_states, attention_mask, layer_head_mask)
             if output_attentions:
                 all_attentions = all_attentions + (probs,)
         if output_hidden_states:

@@ -21,9 +21,11 @@ from transformers import DebertaV2Config
 from ...modeling_layers import (
     Dropout,
     Embedding,
+    GradientCheckpointingLayer,
     LayerNorm,
     Linear,
     Softmax,
+    checkpointed_call,
     classifier_dropout_rate,
     dtype_min,
     flatten_choices,
@@ -246,7 +248,7 @@ class DebertaV2Attention(nn.Cell):
         return self.output(self_output, hidden_states), probs
 
 
-class DebertaV2Layer(nn.Cell):
+class DebertaV2Layer(GradientCheckpointingLayer):
     def __init__(self, config: DebertaV2Config):
         super().__init__()
         self.attention = DebertaV2Attention(config)
@@ -407,7 +409,8 @@ class DebertaV2Encoder(nn.Cell):
         all_attentions = ()
         next_kv = hidden_states
         for i, layer_module in enumerate(self.layer):
-            output_states, probs = layer_module(next_kv, attention_mask, c2p_index, p2c_index, rel_embeddings)
+            output_states, probs = checkpointed_call(layer_module, next_kv, attention_mask, c2p_index, p2c_index,
+                                                     rel_embeddings)
             if output_attentions:
                 all_attentions = all_attentions + (probs,)
             if i == 0 and self.conv is not None:

@@ -14,6 +14,7 @@ from transformers import DistilBertConfig
 from ...modeling_layers import (
     Dropout,
     Embedding,
+    GradientCheckpointingLayer,
     LayerNorm,
     Linear,
     MultiHeadSelfAttention,
@@ -111,7 +112,7 @@ class FFN(nn.Cell):
         return self.dropout(self.lin2(self.activation(self.lin1(hidden_states))))
 
 
-class TransformerBlock(nn.Cell):
+class TransformerBlock(GradientCheckpointingLayer):
     """Post-norm block: `sa_layer_norm(attention + x)`, then `output_layer_norm(ffn + that)`."""
 
     def __init__(self, config: DistilBertConfig):

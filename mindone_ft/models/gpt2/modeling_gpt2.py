@@ -29,10 +29,12 @@ from ...modeling_layers import (
     Conv1D,
     Dropout,
     Embedding,
+    GradientCheckpointingLayer,
     LayerNorm,
     MultiHeadSelfAttention,
     causal_attention_mask,
     causal_lm_outputs,
+    checkpointed_call,
     eager_attention,
     get_activation,
     last_non_pad_token_logits,
@@ -115,7 +117,7 @@ class GPT2MLP(nn.Cell):
         return self.dropout(self.c_proj(self.act(self.c_fc(hidden_states))))
 
 
-class GPT2Block(nn.Cell):
+class GPT2Block(GradientCheckpointingLayer):
     """Pre-norm block: `x + attn(ln_1(x))`, then `x + mlp(ln_2(x))`; the MLP is `n_inner` wide (default 4 x hidden)."""
 
     def __init__(self, config: GPT2Config, layer_idx: int):
@@ -236,7 +238,7 @@ class GPT2Model(GPT2PreTrainedModel):
             if output_hidden_states:
                 all_hidden_states = all_hidden_states + (hidden_states,)
             past = past_key_values[i] if past_key_values is not None else None
-            hidden_states, probs, present = block(hidden_states, mask, past, write_position)
+            hidden_states, probs, present = checkpointed_call(block, hidden_states, mask, past, write_position)
             presents = presents + (present,)
             if output_attentions:
                 all_attentions = all_attentions + (probs,)

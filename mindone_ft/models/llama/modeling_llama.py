@@ -27,12 +27,14 @@ from transformers import LlamaConfig
 from ...modeling_layers import (
     Dropout,
     Embedding,
+    GradientCheckpointingLayer,
     Linear,
     RMSNorm,
     Softmax,
     apply_rotary_pos_emb,
     causal_attention_mask,
     causal_lm_outputs,
+    checkpointed_call,
     cross_entropy,
     eager_attention,
     get_activation,
@@ -191,7 +193,7 @@ class LlamaAttention(nn.Cell):
         return self.o_proj(context), probs, present
 
 
-class LlamaDecoderLayer(nn.Cell):
+class LlamaDecoderLayer(GradientCheckpointingLayer):
     """Pre-norm layer: `x + self_attn(input_layernorm(x))`, then `x + mlp(post_attention_layernorm(x))`."""
 
     attention_class = LlamaAttention  # Qwen2/Qwen3/Gemma 3 put their own attention here
@@ -325,7 +327,7 @@ class LlamaModel(LlamaPreTrainedModel):
             mask = sliding_mask if self.layer_is_sliding[i] else full_mask
             cos, sin = sliding_rotary if self.layer_is_sliding[i] else full_rotary
             past = past_key_values[i] if past_key_values is not None else None
-            hidden_states, probs, present = layer(hidden_states, cos, sin, mask, past, write_position)
+            hidden_states, probs, present = checkpointed_call(layer, hidden_states, cos, sin, mask, past, write_position)
             presents = presents + (present,)
             if output_attentions:
                 all_attentions = all_attentions + (probs,)

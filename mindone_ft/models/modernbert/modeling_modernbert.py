@@ -21,11 +21,13 @@ from transformers import ModernBertConfig
 from ...modeling_layers import (
     Dropout,
     Embedding,
+    GradientCheckpointingLayer,
     LayerNorm,
     Linear,
     Softmax,
     apply_rotary_pos_emb,
     bidirectional_attention_mask,
+    checkpointed_call,
     eager_attention,
     flatten_choices,
     get_activation,
@@ -157,7 +159,7 @@ class ModernBertAttention(nn.Cell):
         return self.out_drop(self.Wo(context)), probs
 
 
-class ModernBertEncoderLayer(nn.Cell):
+class ModernBertEncoderLayer(GradientCheckpointingLayer):
     """Pre-norm layer: `x + attn(attn_norm(x))`, then `x + mlp(mlp_norm(x))`. Layer 0's `attn_norm` is the identity
     (the embeddings are normalized already), so it has no parameters."""
 
@@ -300,9 +302,9 @@ class ModernBertModel(ModernBertPreTrainedModel):
             if output_hidden_states:
                 all_hidden_states = all_hidden_states + (hidden_states,)
             if self.layer_is_sliding[i]:
-                hidden_states, probs = layer(hidden_states, sliding_cos, sliding_sin, sliding_mask)
+                hidden_states, probs = checkpointed_call(layer, hidden_states, sliding_cos, sliding_sin, sliding_mask)
             else:
-                hidden_states, probs = layer(hidden_states, full_cos, full_sin, full_mask)
+                hidden_states, probs = checkpointed_call(layer, hidden_states, full_cos, full_sin, full_mask)
             if output_attentions:
                 all_attentions = all_attentions + (probs,)
         hidden_states = self.final_norm(hidden_states)
