@@ -54,6 +54,7 @@ from .mindspore_adapter import (
 )
 from .data import as_numpy_collator
 from .mindspore_adapter.collectives import all_gather, all_reduce_sum, barrier
+from .mindspore_adapter.compile_cache import compile_log, compile_metrics
 from .mindspore_adapter.data import numpy_to_tensor
 from .modeling_layers import Dropout, reseed_nn_dropout
 from .optimization import get_schedule_fn, get_scheduler
@@ -584,6 +585,7 @@ class Trainer:
         self._reseed_and_rebuild(start_step)
 
         start_time = time.time()
+        compiles_before = len(compile_log().events)
         self.control = self.callback_handler.on_train_begin(args, self.state, self.control)
         if args.eval_on_start and start_step == 0:
             self._evaluate_all()  # a sanity check: not a candidate for the best model (as in transformers)
@@ -631,6 +633,8 @@ class Trainer:
         metrics = speed_metrics("train", start_time, num_samples=max_steps * args.train_batch_size * gas *
                                 self.world_size, num_steps=max_steps)
         metrics.update({"total_flos": float(self.state.total_flos), "train_loss": train_loss})
+        # Graph compiles of the train step (evaluation's are in the eval metrics): count, seconds, loads from the cache.
+        metrics.update(compile_metrics(compile_log().since(compiles_before, type(self._train_step).__name__), "train"))
         self.log(metrics)
         self._rotate_checkpoints()
         self.control = self.callback_handler.on_train_end(args, self.state, self.control)
@@ -733,8 +737,10 @@ class Trainer:
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict:
         """Runs evaluation and returns metrics (`{prefix}_loss`, `compute_metrics` results, speed), all prefixed."""
         start_time = time.time()
+        compiles_before = len(compile_log().events)
         loader = self.get_eval_dataloader(eval_dataset)
         output = self.evaluation_loop(loader, "Evaluation", metric_key_prefix=metric_key_prefix)
+        output.metrics.update(compile_metrics(compile_log().since(compiles_before, EvalStep.__name__), metric_key_prefix))
         output.metrics.update(speed_metrics(metric_key_prefix, start_time, output.num_samples,
                                             math.ceil(output.num_samples / self.args.eval_batch_size)))
         self.log(output.metrics)

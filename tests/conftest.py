@@ -4,6 +4,9 @@ import sys
 os.environ.setdefault("GLOG_v", "3")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The suite compiles hundreds of graphs that no later run replays: keep them out of the user cache
+# (tests/test_compile_cache.py switches the cache on for its own processes).
+os.environ.setdefault("MINDONE_FT_COMPILE_CACHE", "0")
 
 import pytest  # noqa: E402
 

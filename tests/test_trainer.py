@@ -131,6 +131,16 @@ def test_log_history_per_epoch_run(run_epoch):
     assert output.global_step == 10 and output.training_loss == pytest.approx(final["train_loss"])
 
 
+def test_compiles_are_counted_per_graph(run_epoch):
+    trainer, _, _ = run_epoch
+    final = trainer.log_history[-1]
+    # One bucket: the train step compiles once, evaluation once (the first evaluation, at step 0), no cache here.
+    assert final["train_compiles"] == 1 and final["train_compile_seconds"] > 0
+    assert final["train_compile_cache_loads"] == 0
+    evals = [e for e in trainer.log_history if "eval_loss" in e]
+    assert [e["eval_compiles"] for e in evals] == [1, 0, 0] and evals[0]["eval_compile_seconds"] > 0
+
+
 def test_learning_rate_follows_linear_schedule(run_steps):
     trainer, _ = run_steps
     # Logged rate is the one the step used: lr * (1 - k / 10) for the k-th update (0-based).

@@ -19,6 +19,7 @@ from typing import Optional
 
 import numpy as np
 from tqdm.auto import tqdm
+import mindone_ft  # noqa: F401  (first: it silences transformers' false "PyTorch was not found")
 from transformers import AutoTokenizer, HfArgumentParser
 
 import mindspore as ms

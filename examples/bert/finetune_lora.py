@@ -24,6 +24,7 @@ from typing import Optional
 # Make the example runnable from a source checkout without installing the package.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
+import mindone_ft  # noqa: E402,F401  (first: it silences transformers' false "PyTorch was not found")
 from transformers import HfArgumentParser  # noqa: E402
 
 # The data and model options, data preparation and training of the full fine-tuning example beside this one.

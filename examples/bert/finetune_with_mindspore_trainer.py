@@ -24,10 +24,11 @@ import numpy as np
 # Make the example runnable from a source checkout without installing the package.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
+import mindone_ft  # noqa: E402,F401  (first: it silences transformers' false "PyTorch was not found")
 from transformers import AutoTokenizer, HfArgumentParser  # noqa: E402
 
 from mindone_ft import AutoModelForSequenceClassification, Trainer, TrainingArguments  # noqa: E402
-from mindone_ft.mindspore_adapter import MindSporeArguments, init_environment  # noqa: E402
+from mindone_ft.mindspore_adapter import MindSporeArguments, compile_cache, init_environment  # noqa: E402
 from mindone_ft.utils import DEFAULT_MODEL, load_rotten_tomatoes  # noqa: E402
 from mindone_ft.utils.offline import resolve_model_name  # noqa: E402
 
@@ -121,6 +122,7 @@ def main(argv=None) -> dict:
     model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=num_labels)
     trainer, metrics = train_and_evaluate(model, training_args, tokenizer, train, test)
     if trainer.is_world_process_zero():
+        print(compile_cache.compile_summary())  # a re-run loads its graphs from the cache: see docs/performance.md
         print(json.dumps(metrics))
     return metrics
 

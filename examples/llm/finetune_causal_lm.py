@@ -32,6 +32,7 @@ import numpy as np
 # Make the example runnable from a source checkout without installing the package.
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
+import mindone_ft  # noqa: E402,F401  (first: it silences transformers' false "PyTorch was not found")
 from transformers import AutoTokenizer, DataCollatorForLanguageModeling, HfArgumentParser, LlamaConfig  # noqa: E402
 
 from mindone_ft import AutoModelForCausalLM, LlamaForCausalLM, Trainer, TrainingArguments  # noqa: E402

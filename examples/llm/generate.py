@@ -14,6 +14,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
+import mindone_ft  # noqa: E402,F401  (first: it silences transformers' false "PyTorch was not found")
 from transformers import AutoTokenizer  # noqa: E402
 
 from mindone_ft import AutoModelForCausalLM  # noqa: E402

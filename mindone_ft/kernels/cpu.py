@@ -27,11 +27,12 @@ from typing import Optional
 import mindspore as ms
 from mindspore import ops
 
+from ..utils.user_cache import CACHE_ENV, cache_root
+
 logger = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).with_name("cpu_kernels.cc")
 DISABLE_ENV = "MINDONE_FT_CPU_KERNELS"
-CACHE_ENV = "MINDONE_FT_CACHE"
 # -march=native: the library is built on the machine that runs it (the cache key includes the CPU's flags).
 # No -ffast-math: NaN/inf must propagate for overflow detection.
 # -ffp-contract=off: a multiply-add is fused only where the source says so (AdamWStep repeats torch's roundings).
@@ -40,10 +41,7 @@ CXX_FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-fopenmp-simd", "-ffp-c
 
 
 def _cache_dir() -> Path:
-    root = os.environ.get(CACHE_ENV) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mindone_ft"
-    )
-    return Path(root) / "kernels"
+    return cache_root() / "kernels"
 
 
 def _cpu_flags() -> str:

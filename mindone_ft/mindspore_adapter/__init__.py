@@ -1,5 +1,6 @@
 """MindSpore building blocks for fine-tuning: runtime setup, data loading, AdamW and the training step."""
 
+from . import compile_cache
 from .adamw import AdamW, is_no_decay_parameter
 from .data import (
     HF2MSDataset,
@@ -22,6 +23,9 @@ from .environment import (
 from .loss_scaler import DynamicLossScaler, LossScaler, create_loss_scaler
 from .train_step import ReturnLoss, TrainOneStepWrapper, global_norm
 from .zero import ZeroAdamW
+
+# Every graph compile from here on is counted, and cached across runs (see `compile_cache`).
+compile_cache.install()
 
 __all__ = [
     "AdamW",

@@ -5,7 +5,7 @@ needs an Ascend-only status op). A step with non-finite gradients changes neithe
 optimizer state, because the optimizer is only called in the finite branch.
 """
 
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Union
 
 import numpy as np
 
@@ -163,6 +163,12 @@ class TrainOneStepWrapper(TrainEvalModeMixin, nn.Cell):
             self.accumulated_grads = accumulated.clone(prefix="accumulated_grads", init="zeros")
         self.hyper_map = ops.HyperMap()
 
+    def __call__(self, *inputs):
+        # The graph returns `(loss, overflow)`: a `None` output compiles to a Python-executed node, which MindSpore's
+        # compile cache cannot export (see `mindone_ft.mindspore_adapter.compile_cache`).
+        loss, overflow = super().__call__(*inputs)
+        return loss, None, overflow
+
     def _scaled_loss(self, *inputs):
         return self.loss_scaler.scale(self.network(*inputs))
 
@@ -193,7 +199,7 @@ class TrainOneStepWrapper(TrainEvalModeMixin, nn.Cell):
                 self._reset_accumulation()
         if self.zero_stage:
             self.optimizer.gather_parameters()
-        return loss, None, ops.logical_not(finite)
+        return loss, ops.logical_not(finite)
 
     def _global_norm(self, grads: tuple) -> Tensor:
         if self.shard_grads:  # each rank holds a slice of every gradient: sum the squares over ranks
@@ -212,23 +218,32 @@ class TrainOneStepWrapper(TrainEvalModeMixin, nn.Cell):
     def _reset_accumulation(self) -> None:
         self.hyper_map(ops.assign, self.accumulated_grads, self.hyper_map(ops.zeros_like, self.accumulated_grads))
 
-    def _apply(self, grads: tuple, finite: Tensor, norm: Tensor) -> None:
+    def _apply(self, grads: tuple, finite: Tensor, norm: Tensor) -> Tensor:
         ops.assign(self.last_grad_norm, norm)
         if self.clip_grad == "norm":  # same coefficient as torch.nn.utils.clip_grad_norm_
             coefficient = ops.minimum(self.clip_value / (norm + 1e-6), 1.0)
             if self.optimizer_scales_grads:
-                self._update(finite, grads, coefficient)
-                return
+                return self._update(finite, grads, coefficient)
             grads = scale_all(grads, coefficient)
         elif self.clip_grad == "value":
             grads = _hyper_map(ops.partial(_clamp, self.clip_value), grads)
-        self._update(finite, grads)
+        return self._update(finite, grads)
 
-    def _update(self, finite: Tensor, *optimizer_args) -> None:
+    # The methods holding an `if finite:` branch return a Tensor, and no `*optimizer_args`: an implicit `None` return
+    # of such a method, or a starred call, compiles to a Python-executed node, which MindSpore's compile cache cannot
+    # export (see `mindone_ft.mindspore_adapter.compile_cache`).
+    def _update(self, finite: Tensor, grads: tuple, grad_scale: Union[Tensor, float] = 1.0) -> Tensor:
         if not self.drop_overflow_step:
-            self.optimizer(*optimizer_args)
+            self._call_optimizer(grads, grad_scale)
         elif finite:
-            self.optimizer(*optimizer_args)
+            self._call_optimizer(grads, grad_scale)
+        return finite
+
+    def _call_optimizer(self, grads: tuple, grad_scale: Union[Tensor, float]) -> None:
+        if self.optimizer_scales_grads and self.clip_grad == "norm":  # `_apply` passes the clipping coefficient
+            self.optimizer(grads, grad_scale)
+        else:
+            self.optimizer(grads)
 
     def state_dict(self) -> Dict[str, np.ndarray]:
         """Step state outside the optimizer, as numpy: loss scale, its counter and the micro-step count."""

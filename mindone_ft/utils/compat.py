@@ -5,6 +5,7 @@ and training code can stay backend-agnostic. Measured facts behind each choice a
 `../shared/MINDSPORE_NOTES.md` (MindSpore 2.10).
 """
 
+import functools
 import os
 
 # transformers prints "PyTorch was not found..." as an advisory warning when torch is absent, which is the
@@ -172,3 +173,69 @@ def supports_reduce_scatter() -> bool:
 def reduce_scatter_sum_op():
     """A summing reduce-scatter along axis 0 (Ascend/GPU only: see `supports_reduce_scatter`)."""
     return ms.ops.ReduceScatter(ms.ops.ReduceOp.SUM)
+
+
+# --- graph compiles (MindSpore 2.10 internals: `mindspore.graph.api`) ----------------------------------------------
+# `_CellGraphExecutor.compile(obj, *args, phase=..., **kwargs)` compiles a Cell in GRAPH_MODE and returns
+# `(phase, compiled)`, `compiled` False when the graph existed; `_set_compile_cache_dep_files` is called inside it only
+# for a real compile, right before the C++ compile, and hands MindSpore's compile cache the files whose hash keys it.
+# `_JitExecutor` compiles `ms.jit` functions (PYNATIVE) and calls its own `_set_compile_cache_dep_files()`.
+
+
+def patch_graph_compile(wrapper) -> None:
+    """Routes every Cell graph compile through `wrapper(compile, obj, args, kwargs)`, which must call
+    `compile(obj, *args, **kwargs)` and return its result."""
+    from mindspore.graph import api
+
+    original = api._CellGraphExecutor.compile
+    if getattr(original, "__mindone_ft_wrapped__", False):
+        return
+
+    def compile(self, obj, *args, **kwargs):
+        return wrapper(functools.partial(original, self), obj, args, kwargs)
+
+    compile.__mindone_ft_wrapped__ = True
+    api._CellGraphExecutor.compile = compile
+
+
+_original_dependency_files = None
+
+
+def patch_compile_cache_dependencies(before_cell_compile, before_jit_compile, extra_dependency_files) -> None:
+    """Calls `before_cell_compile()` / `before_jit_compile()` right before each real compile (before MindSpore reads
+    its compile-cache settings), and adds `extra_dependency_files()` to the files MindSpore's compile cache hashes."""
+    from mindspore.graph import api
+
+    cell_original = api._CellGraphExecutor._set_compile_cache_dep_files
+    if getattr(cell_original, "__mindone_ft_wrapped__", False):
+        return
+    global _original_dependency_files
+    jit_original = api._JitExecutor._set_compile_cache_dep_files
+    _original_dependency_files = dependency_files = api._get_compile_cache_dep_files
+
+    def set_cell_dependencies(self, phase):
+        before_cell_compile()
+        return cell_original(self, phase)
+
+    def set_jit_dependencies(self):
+        before_jit_compile()
+        return jit_original(self)
+
+    set_cell_dependencies.__mindone_ft_wrapped__ = True
+    api._CellGraphExecutor._set_compile_cache_dep_files = set_cell_dependencies
+    api._JitExecutor._set_compile_cache_dep_files = set_jit_dependencies
+    api._get_compile_cache_dep_files = lambda: dependency_files() + extra_dependency_files()
+
+
+def compile_cache_dependency_files() -> list:
+    """The files MindSpore's compile cache hashes by itself: the entry script and the local (not installed) modules
+    it imports, recursively."""
+    from mindspore.graph import api
+
+    return (_original_dependency_files or api._get_compile_cache_dep_files)()
+
+
+# Raised by MindSpore's compile cache for a graph holding Python-executed nodes (JIT fallback: a `None` crossing
+# a Tensor-conditioned branch, a starred call, ...), which it cannot save as MindIR.
+COMPILE_CACHE_EXPORT_ERROR = "Cannot export a PyExecute CNode in MindIR"
+COMPILE_CACHE_ENV = ("MS_COMPILER_CACHE_ENABLE", "MS_COMPILER_CACHE_PATH")

