@@ -6,6 +6,7 @@
     python benchmarks/run.py --lora     # only LoRA vs full fine-tuning, beside PEFT + PyTorch (~6 min)
     python benchmarks/run.py --llama    # only the Llama-shape decoder: train step and greedy decoding (~3 min)
     python benchmarks/run.py --gradient-checkpointing  # only peak memory and step time with/without (~8 min)
+    python benchmarks/run.py --startup  # only the first train step of a fresh process and of a re-run (~3 min)
 
 Every measurement runs in its own subprocess, so MindSpore's process-wide mode (GRAPH/PYNATIVE) and the peak
 resident memory (RSS) belong to that measurement alone. The parent prints a table, writes
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 
+PROCESS_START = time.perf_counter()  # before MindSpore or torch is imported: the startup rows count from here
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULTS_DIR = os.path.join(ROOT, "benchmarks", "results")
 # The package of this checkout (a worktree's), not whichever one is installed: `python benchmarks/run.py` puts only
@@ -354,6 +356,21 @@ def _timed(step):
     return time.perf_counter() - start, time.process_time() - cpu_start
 
 
+def measure_startup(spec):
+    """A fresh process: seconds from its start to the end of its first train step (imports, model build, graph
+    compile or cache load, the step), and the first step alone."""
+    step, _ = build_step(spec)
+    first = _timed(step)[0]
+    result = {"first_step_s": first, "to_first_step_s": time.perf_counter() - PROCESS_START}
+    if spec["framework"] != "HF PyTorch":
+        from mindone_ft.mindspore_adapter import compile_cache
+
+        events = compile_cache.compile_log().events
+        result.update(compiles=len(events), compile_s=sum(e.seconds for e in events),
+                      cache_loads=sum(e.cache_load for e in events))
+    return result
+
+
 def measure_matmul_peak(spec):
     import torch
 
@@ -475,7 +492,8 @@ def run_worker(spec) -> None:
     if kind == "serve":
         serve_steps(spec)
         return
-    result = {"step": measure_step, "lora_step": measure_step, "gc_step": measure_step, "matmul": measure_matmul_peak,
+    result = {"step": measure_step, "lora_step": measure_step, "gc_step": measure_step, "startup": measure_startup,
+              "matmul": measure_matmul_peak,
               "epoch": measure_epoch}[kind](spec)
     print("RESULT " + json.dumps(result), flush=True)
 
@@ -486,7 +504,7 @@ def run_worker(spec) -> None:
 
 
 def run_in_subprocess(spec, timeout: int = 1800):
-    env = dict(os.environ, GLOG_v="3", OMP_NUM_THREADS=str(spec["threads"]))
+    env = dict(os.environ, GLOG_v="3", OMP_NUM_THREADS=str(spec["threads"]), **spec.get("env", {}))
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)],
@@ -603,6 +621,16 @@ def llama_plan(threads: int):
     return specs
 
 
+def startup_plan(threads: int):
+    """The first train step of a fresh process, then of a re-run (a second process, same job): mindone_ft with an
+    empty compile cache folder and then the folder the first run filled, PyTorch twice (it has nothing to cache)."""
+    cache = tempfile.mkdtemp(prefix="mindone_ft_startup_")
+    env = {"MINDONE_FT_CACHE": cache, "MINDONE_FT_COMPILE_CACHE": "1"}
+    return [dict(kind="startup", task="train", shape="minilm-6x384", batch=16, seq=128, framework=framework, run=run,
+                 threads=threads, env=env if framework == "mindone_ft GRAPH" else {})
+            for framework in ("mindone_ft GRAPH", "HF PyTorch") for run in ("fresh", "re-run")]
+
+
 def gradient_checkpointing_plan(threads: int):
     """Peak RSS and step time of the train step with and without gradient checkpointing (dropout 0.1 on, as the
     configs' default), each framework in its own process, one thread (the CPU time is the robust figure)."""
@@ -640,6 +668,7 @@ def plan(quick: bool, threads: int):
     specs += lora_plan(threads)
     specs += llama_plan(threads)
     specs += gradient_checkpointing_plan(threads)
+    specs += startup_plan(threads)
     specs.append(dict(kind="matmul", threads=threads))  # the peak again at the end: the higher one is used
     return specs
 
@@ -808,6 +837,46 @@ def llama_rows(results):
     return rows
 
 
+def startup_rows(results):
+    """Per run (fresh, re-run): time to the first step's end and the first step, ours and PyTorch's, and ratios."""
+    runs = {(spec["framework"], spec["run"]): res for spec, res in results if spec["kind"] == "startup"}
+    rows = []
+    for run in ("fresh", "re-run"):
+        ours, theirs = runs.get(("mindone_ft GRAPH", run), {}), runs.get(("HF PyTorch", run), {})
+        if "first_step_s" not in ours or "first_step_s" not in theirs:
+            rows.append([run, "error", "", "", "", "", ""])
+            continue
+        rows.append([
+            run, f"{ours['to_first_step_s']:.1f} / {theirs['to_first_step_s']:.1f}",
+            f"{ours['to_first_step_s'] / theirs['to_first_step_s']:.2f}x",
+            f"{ours['first_step_s']:.1f} / {theirs['first_step_s']:.1f}",
+            f"{ours['first_step_s'] / theirs['first_step_s']:.2f}x",
+            f"{ours['compiles']} ({ours['cache_loads']} loaded)", f"{ours['compile_s']:.1f}",
+        ])
+    return rows
+
+
+def startup_section(info, results) -> list:
+    """The start-up section of the docs (lines), when the results have its rows."""
+    rows = startup_rows(results)
+    if not rows:
+        return []
+    run = info.get("startup_run", info)
+    return [
+        "## Start-up: the first train step of a fresh process and of a re-run (6x384, batch 16 x 128)",
+        "",
+        f"Measured by `python benchmarks/run.py --startup` on {run['date']} (load average "
+        f"{run['load_average_1min']:.1f}). Each row is a new process running the train step above once: `fresh` "
+        "with an empty mindone_ft compile cache folder, `re-run` a second process of the same job, which loads its "
+        "graphs from that folder (PyTorch has nothing to cache: its two rows are the same job twice). `to first "
+        "step end` counts from the process start (imports, model build, compile or cache load, the step); ratios "
+        "are ours / PyTorch's seconds (< 1: we are faster).",
+        "",
+        markdown_table(STARTUP_HEADER, rows),
+        "",
+    ]
+
+
 def gradient_checkpointing_rows(results):
     """Per framework: peak RSS and CPU time per step without and with checkpointing, and the ratios."""
     runs = {(spec["framework"], spec["gradient_checkpointing"]): res for spec, res in results
@@ -892,6 +961,8 @@ EPOCH_HEADER = ["recipe", "train samples", "epoch s", "of which compile s", "sam
                 "data pipeline", "peak RSS MiB"]
 GC_HEADER = ["framework", "peak RSS MiB", "with checkpointing", "ratio", "CPU s per step", "with checkpointing",
              "ratio"]
+STARTUP_HEADER = ["run", "to first step end s (ours / PyTorch)", "ratio", "first step s (ours / PyTorch)", "ratio",
+                  "graphs compiled", "compile s"]
 
 
 def lora_section(info, results) -> list:
@@ -1004,6 +1075,7 @@ def write_docs(info, peak, results) -> str:
         "",
         *(lora_section(info, results)),
         *(gradient_checkpointing_section(info, results)),
+        *(startup_section(info, results)),
         *(["## Errors", "", *errors, ""] if errors else []),
         "## Where the time goes, and what changes on Ascend",
         "",
@@ -1034,6 +1106,9 @@ def main():
     parser.add_argument("--gradient-checkpointing", action="store_true",
                         help="only peak memory and step time with and without gradient checkpointing; they replace "
                              "those of latest.json, the rest is kept")
+    parser.add_argument("--startup", action="store_true",
+                        help="only the first train step of a fresh process and of a re-run; they replace those of "
+                             "latest.json, the rest is kept")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -1055,6 +1130,8 @@ def main():
         specs = llama_plan(args.threads)
     elif args.gradient_checkpointing:
         specs = gradient_checkpointing_plan(args.threads)
+    elif args.startup:
+        specs = startup_plan(args.threads)
     else:
         specs = plan(args.quick, args.threads)
     results = []
@@ -1065,7 +1142,7 @@ def main():
         results.append((spec, run_paired(spec) if paired else run_in_subprocess(spec)))
         print("   ", results[-1][1], flush=True)
     peak = max((res.get("gflops_per_s", 0.0) for spec, res in results if spec["kind"] == "matmul"), default=0.0)
-    if args.families or args.lora or args.llama or args.gradient_checkpointing:  # keep the other rows (and their environment) of the last full run
+    if args.families or args.lora or args.llama or args.gradient_checkpointing or args.startup:  # keep the other rows (and their environment) of the last full run
         with open(os.path.join(RESULTS_DIR, "latest.json")) as f:
             previous = json.load(f)
         if args.families:
@@ -1074,8 +1151,10 @@ def main():
             replaced, run_key = (lambda s: s["kind"].startswith("lora_")), "lora_run"
         elif args.llama:
             replaced, run_key = (lambda s: s["kind"] == "llama_paired"), "llama_run"
-        else:
+        elif args.gradient_checkpointing:
             replaced, run_key = (lambda s: s["kind"] == "gc_step"), "gradient_checkpointing_run"
+        else:
+            replaced, run_key = (lambda s: s["kind"] == "startup"), "startup_run"
         kept = [(item["spec"], item["result"]) for item in previous["results"] if not replaced(item["spec"])]
         results = kept + results
         info, peak = dict(previous["environment"], **{run_key: info}), previous["matmul_peak_gflops"]
