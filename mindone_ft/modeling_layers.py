@@ -72,21 +72,42 @@ class LayerNorm(nn.Cell):
         return self.layer_norm(x, self.weight, bias)[0]
 
 
+# Inference calls on at most this many rows (tokens) use mindone_ft's few-rows CPU kernels instead of MatMul: a
+# decoding step's projections (see `FewRowsLinear` in kernels/cpu_kernels.cc for the profile).
+FEW_ROWS = 4
+
+
+def _rows(shape) -> int:
+    """Rows of a tensor viewed as rows of its last axis (a graph constant: shapes are static)."""
+    rows = 1
+    for size in shape[:-1]:
+        rows *= size
+    return rows
+
+
 class Linear(nn.Dense):
     """`nn.Dense` (whose parameters already have PyTorch's names, `weight` and `bias`).
 
     On CPU, float32 inputs add the bias with mindone_ft's kernel: MindSpore's BiasAddGrad is ~6x slower than
-    PyTorch's bias gradient there (profiled).
+    PyTorch's bias gradient there (profiled). At inference, up to `FEW_ROWS` rows (a decoding step) go through
+    mindone_ft's few-rows kernel, which reads the weight once: MindSpore's MatMul costs ~2.5x PyTorch's time there.
     """
 
     def __init__(self, in_features: int, out_features: int, has_bias: bool = True):
         super().__init__(in_features, out_features, has_bias=has_bias)
-        self.use_cpu_kernel = has_bias and compat.use_cpu_kernels()
+        self.use_cpu_kernel = compat.use_cpu_kernels()
         if self.use_cpu_kernel:
-            self.cpu_bias_add = cpu_kernels.bias_add_op()
+            self.cpu_bias_add = cpu_kernels.bias_add_op() if has_bias else None
+            self.few_rows_linear = cpu_kernels.few_rows_linear_op(has_bias)
 
     def construct(self, x):
         if not (self.use_cpu_kernel and x.dtype == ms.float32 and self.weight.dtype == ms.float32):
+            return super().construct(x)
+        if not self.training and _rows(x.shape) <= FEW_ROWS:
+            if self.has_bias:
+                return self.few_rows_linear(x, self.weight, self.bias)
+            return self.few_rows_linear(x, self.weight)
+        if not self.has_bias:
             return super().construct(x)
         shape = x.shape
         y = self.cpu_bias_add(self.matmul(x.reshape(-1, shape[-1]), self.weight), self.bias)
@@ -114,9 +135,13 @@ class Conv1D(nn.Cell):
         self.use_cpu_kernel = compat.use_cpu_kernels()
         if self.use_cpu_kernel:
             self.cpu_bias_add = cpu_kernels.bias_add_op()
+            self.few_rows_linear = cpu_kernels.few_rows_linear_op(True, weight_in_out=True)
 
     def construct(self, x):
         shape = x.shape
+        if (self.use_cpu_kernel and not self.training and x.dtype == ms.float32 and self.weight.dtype == ms.float32
+                and _rows(shape) <= FEW_ROWS):
+            return self.few_rows_linear(x, self.weight, self.bias)  # as in `Linear`
         y = self.matmul(x.reshape(-1, shape[-1]), self.weight)
         if self.use_cpu_kernel and y.dtype == ms.float32 and self.bias.dtype == ms.float32:
             y = self.cpu_bias_add(y, self.bias)
@@ -412,6 +437,36 @@ def eager_attention(
         probs = probs * head_mask
     context = _matmul(probs, value).swapaxes(1, 2)
     return context, probs
+
+
+class CachedAttention(nn.Cell):
+    """Inference attention of a few query tokens (a decoding step) over a key/value cache in one mindone_ft CPU
+    kernel: `eager_attention`'s numbers, with grouped key/value heads read in place (no `repeat_kv` copy). MindSpore's
+    two BatchMatMuls and the broadcast cost ~0.7 ms per layer of a decoding step there (profiled), more than the
+    layer's projections.
+
+    `applies(query, value, attention_mask)` says when to call it: on CPU with the kernels, not training, float32, a
+    mask given, at most `FEW_ROWS` query tokens per row; otherwise the caller runs `eager_attention`.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.use_cpu_kernel = compat.use_cpu_kernels()
+        if self.use_cpu_kernel:
+            self.attend = cpu_kernels.cached_attention_op()
+
+    def applies(self, query, value, attention_mask) -> bool:
+        return (self.use_cpu_kernel and not self.training and attention_mask is not None and query.dtype == ms.float32
+                and value.dtype == ms.float32 and attention_mask.dtype == ms.float32 and query.shape[2] <= FEW_ROWS)
+
+    def construct(self, query, key, value, attention_mask, scaling: float):
+        """query `(batch, heads, seq, head_dim)`, key/value `(batch, kv_heads, keys, head_dim)` (unrepeated),
+        additive mask broadcastable to `(batch, 1, seq, keys)`. Returns `(context (batch, seq, heads, head_dim),
+        probabilities)` like `eager_attention`."""
+        if attention_mask.shape[1] != 1 or attention_mask.shape[3] != key.shape[2]:
+            attention_mask = ops.broadcast_to(attention_mask, (attention_mask.shape[0], 1, query.shape[2],
+                                                               key.shape[2]))
+        return self.attend(query, key, value, attention_mask, Tensor([scaling], ms.float32))
 
 
 # The BatchMatMul primitive, not `ops.matmul`: its gradient is two BatchMatMuls with transpose flags, where

@@ -9,7 +9,17 @@ import torch
 from mindspore import nn, ops
 
 from mindone_ft.kernels import cpu
-from mindone_ft.modeling_layers import Dropout, LayerNorm, Linear, Softmax, get_activation
+from mindone_ft.modeling_layers import (
+    FEW_ROWS,
+    CachedAttention,
+    Conv1D,
+    Dropout,
+    LayerNorm,
+    Linear,
+    Softmax,
+    dtype_min,
+    get_activation,
+)
 from mindone_ft.utils import compat
 
 # Odd sizes on purpose: rows that do not split evenly over threads, columns that are not a SIMD width multiple.
@@ -122,6 +132,93 @@ def test_linear_bias_gradient_matches_torch(threads):
     assert_close(dx, tdx, rtol=1e-5, name="linear input grad")
     assert_close(dweight, tdweight, rtol=1e-5, name="linear weight grad")
     assert_close(dbias, tdbias, rtol=1e-5, name="linear bias grad")
+
+
+@pytest.mark.parametrize("layer", ["linear", "linear_no_bias", "conv1d"])
+def test_few_rows_projections_match_float64_at_inference(threads, mode, layer):
+    """A decoding step's projections (<= FEW_ROWS rows, eval) take the few-rows kernel; more rows, or training, keep
+    MatMul. Both agree with float64. 1031 outputs: split over threads, not a multiple of the kernel's 4 rows."""
+    in_features, out_features = 257, 1031
+    rng = np.random.default_rng(11)
+    if layer == "conv1d":
+        cell = Conv1D(out_features, in_features)
+        weight = rng.standard_normal((in_features, out_features)).astype(np.float32)
+    else:
+        cell = Linear(in_features, out_features, has_bias=layer == "linear")
+        weight = rng.standard_normal((out_features, in_features)).astype(np.float32)
+    cell.weight.set_data(ms.Tensor(weight))
+    bias = None
+    if layer != "linear_no_bias":
+        bias = rng.standard_normal(out_features).astype(np.float32)
+        cell.bias.set_data(ms.Tensor(bias))
+    matrix = weight.astype(np.float64) if layer == "conv1d" else weight.T.astype(np.float64)
+    for training in (False, True):
+        cell.set_train(training)
+        for shape in [(1, 1, in_features), (2, 2, in_features), (1, FEW_ROWS + 1, in_features), (3, in_features)]:
+            x = rng.standard_normal(shape).astype(np.float32)
+            expected = x.astype(np.float64) @ matrix + (0.0 if bias is None else bias)
+            actual = cell(ms.Tensor(x)).asnumpy()
+            assert actual.shape == expected.shape
+            assert_close(actual, expected, rtol=1e-6, name=f"{layer} {shape} training={training}")
+    # gradients taken in eval mode (no dropout) go through the kernel's bprop: MatMul's
+    cell.set_train(False)
+    x = rng.standard_normal((1, 2, in_features)).astype(np.float32)
+    w = rng.standard_normal((1, 2, out_features)).astype(np.float32)
+    _, dx, dparams = run_fused(cell, x, w)
+    params = (weight,) if bias is None else (weight, bias)
+    linear = (lambda t, a, b=None: t @ a + b) if layer == "conv1d" else torch.nn.functional.linear
+    _, tdx, tdparams = run_torch(linear, x, w, params)
+    assert_close(dx, tdx, rtol=1e-5, name=f"{layer} input grad")
+    for actual, expected in zip(dparams, tdparams):
+        assert_close(actual, expected, rtol=1e-5, name=f"{layer} parameter grad")
+
+
+@pytest.mark.parametrize("seq,mask_batch", [(1, 2), (3, 2), (1, 1)])
+def test_cached_attention_matches_eager_attention_in_float64(threads, mode, seq, mask_batch):
+    """Grouped key/value heads read in place (6 query heads on 3 key/value heads), masked cache slots (dtype
+    minimum, as `causal_attention_mask` makes them), a mask shared by the batch or per row."""
+    batch, heads, kv_heads, capacity, dim = 2, 6, 3, 11, 17
+    rng = np.random.default_rng(seq + mask_batch)
+    query = rng.standard_normal((batch, heads, seq, dim)).astype(np.float32)
+    key = rng.standard_normal((batch, kv_heads, capacity, dim)).astype(np.float32)
+    value = rng.standard_normal((batch, kv_heads, capacity, dim)).astype(np.float32)
+    allowed = rng.random((mask_batch, 1, seq, capacity)) > 0.4
+    allowed[..., 0] = True  # every query sees at least one key
+    mask = np.where(allowed, 0.0, dtype_min(ms.float32)).astype(np.float32)
+    scaling = dim**-0.5
+    cell = CachedAttention()
+    cell.set_train(False)
+    assert cell.applies(ms.Tensor(query), ms.Tensor(value), ms.Tensor(mask))
+    context, probs = cell(ms.Tensor(query), ms.Tensor(key), ms.Tensor(value), ms.Tensor(mask), scaling)
+
+    group = heads // kv_heads
+    k64, v64 = np.repeat(key, group, axis=1).astype(np.float64), np.repeat(value, group, axis=1).astype(np.float64)
+    scores = query.astype(np.float64) @ k64.swapaxes(-1, -2) * scaling + np.where(allowed, 0.0, -np.inf)
+    expected_probs = np.exp(scores - scores.max(-1, keepdims=True))
+    expected_probs /= expected_probs.sum(-1, keepdims=True)
+    expected_context = (expected_probs @ v64).swapaxes(1, 2)
+    assert context.shape == (batch, seq, heads, dim) and probs.shape == (batch, heads, seq, capacity)
+    assert_close(probs.asnumpy(), expected_probs, rtol=1e-6, name="probabilities")
+    assert_close(context.asnumpy(), expected_context, rtol=1e-6, name="context")
+    # a gradient taken in eval mode goes through the kernel's bprop (eager attention's)
+    weights = [rng.standard_normal(context.shape).astype(np.float32), rng.standard_normal(probs.shape).astype(np.float32)]
+
+    def weighted(q, k, v):
+        out_context, out_probs = cell(q, k, v, ms.Tensor(mask), scaling)
+        return (out_context * ms.Tensor(weights[0])).sum() + (out_probs * ms.Tensor(weights[1])).sum()
+
+    grads = ms.grad(weighted, grad_position=(0, 1, 2))(ms.Tensor(query), ms.Tensor(key), ms.Tensor(value))
+    tensors = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (query, key, value)]
+    t_key, t_value = (t.repeat_interleave(group, dim=1) for t in tensors[1:])
+    t_scores = tensors[0] @ t_key.transpose(-1, -2) * scaling + torch.tensor(np.where(allowed, 0.0, -np.inf))
+    t_probs = torch.softmax(t_scores, -1)
+    t_context = (t_probs @ t_value).transpose(1, 2)
+    ((t_context * torch.tensor(weights[0], dtype=torch.float64)).sum()
+     + (t_probs * torch.tensor(weights[1], dtype=torch.float64)).sum()).backward()
+    for name, actual, expected in zip(("query", "key", "value"), grads, tensors):
+        assert_close(actual.asnumpy(), expected.grad.numpy(), rtol=1e-5, name=f"{name} grad")
+    cell.set_train(True)
+    assert not cell.applies(ms.Tensor(query), ms.Tensor(value), ms.Tensor(mask))
 
 
 def test_sum_of_squares_over_many_tensors_matches_float64(threads):

@@ -33,6 +33,7 @@ from transformers import GenerationConfig
 from transformers.utils import ModelOutput
 
 from ..cache_utils import StaticCache
+from ..utils import compat
 from . import logits_process
 
 logger = logging.getLogger(__name__)
@@ -367,31 +368,33 @@ class GenerationMixin:
                        logits_to_keep=1, return_dict=True, **prefill_inputs)
         decoding_step = _DecodingStep(self, cache, cache_mask, step_inputs)
         last_logits = outputs.logits
-        while True:
-            logits = _last_position_logits(last_logits)
-            scores = logits_process.apply_processors(processors, sequences, logits)
-            if generation_config.do_sample:
-                next_tokens = logits_process.sample(scores, rng)
-            else:
-                next_tokens = np.argmax(scores, axis=-1)
-            if generation_config.output_scores:
-                all_scores.append(scores)
-            if generation_config.output_logits:
-                all_logits.append(logits)
-            if pad_token_id is not None:
-                next_tokens = np.where(unfinished, next_tokens, pad_token_id)
-            sequences = np.concatenate([sequences, next_tokens[:, None]], axis=1)
-            if streamer is not None:
-                streamer.put(next_tokens)
-            if eos_token_ids:
-                unfinished &= ~np.isin(next_tokens, eos_token_ids)
-            done = not unfinished.any() or sequences.shape[1] >= max_length
-            if not done and deadline is not None and time.time() > deadline:
-                done = True
-            if done:
-                break
-            last_logits = decoding_step(next_tokens, next_positions)
-            next_positions = next_positions + 1
+        # Every decoding step has the same shapes: after the first, MindSpore's per-call compile check is skipped.
+        with compat.repeated_graph_calls(self):
+            while True:
+                logits = _last_position_logits(last_logits)
+                scores = logits_process.apply_processors(processors, sequences, logits)
+                if generation_config.do_sample:
+                    next_tokens = logits_process.sample(scores, rng)
+                else:
+                    next_tokens = np.argmax(scores, axis=-1)
+                if generation_config.output_scores:
+                    all_scores.append(scores)
+                if generation_config.output_logits:
+                    all_logits.append(logits)
+                if pad_token_id is not None:
+                    next_tokens = np.where(unfinished, next_tokens, pad_token_id)
+                sequences = np.concatenate([sequences, next_tokens[:, None]], axis=1)
+                if streamer is not None:
+                    streamer.put(next_tokens)
+                if eos_token_ids:
+                    unfinished &= ~np.isin(next_tokens, eos_token_ids)
+                done = not unfinished.any() or sequences.shape[1] >= max_length
+                if not done and deadline is not None and time.time() > deadline:
+                    done = True
+                if done:
+                    break
+                last_logits = decoding_step(next_tokens, next_positions)
+                next_positions = next_positions + 1
         decoding_step.store()
         if streamer is not None:
             streamer.end()

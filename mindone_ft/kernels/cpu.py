@@ -219,6 +219,76 @@ def sum_of_squares_op():
     return _custom("SumOfSquares", lambda *shapes: [1], lambda *dtypes: ms.float32)
 
 
+def few_rows_linear_op(has_bias: bool, weight_in_out: bool = False):
+    """`op(x, weight[, bias])` -> `x @ weight.T (+ bias)` on a few rows (a decoding step's tokens): each weight row
+    read once, in `Linear`'s `(out, in)` layout, or with `weight_in_out` in GPT-2's `Conv1D` `(in, out)` layout
+    (`x @ weight + bias`, always with a bias). Its gradient is MatMul's (a gradient taken in eval mode)."""
+
+    def gradients(x, weight, dout):
+        rows_in, rows_out = x.reshape(-1, x.shape[-1]), dout.reshape(-1, dout.shape[-1])
+        if weight_in_out:
+            return (ops.matmul(rows_out, weight.T).reshape(x.shape), ops.matmul(rows_in.T, rows_out),
+                    rows_out.sum(0))
+        return ops.matmul(rows_out, weight).reshape(x.shape), ops.matmul(rows_out.T, rows_in), rows_out.sum(0)
+
+    if weight_in_out or has_bias:
+        def bprop(x, weight, bias, out, dout):
+            return gradients(x, weight, dout)
+
+        name, out_shape = ("FewRowsConv1D", lambda x, w, b: x[:-1] + [w[1]]) if weight_in_out else (
+            "FewRowsLinearBias", lambda x, w, b: x[:-1] + [w[0]])
+        return _custom(name, out_shape, lambda x, w, b: x, bprop)
+
+    def bprop_no_bias(x, weight, out, dout):
+        return gradients(x, weight, dout)[:2]
+
+    return _custom("FewRowsLinear", lambda x, w: x[:-1] + [w[0]], lambda x, w: x, bprop_no_bias)
+
+
+def _grouped(x, groups: int):
+    """`(batch, kv_heads, n, d)` -> `(batch, kv_heads * groups, n, d)`, each head repeated for its query heads."""
+    if groups == 1:
+        return x
+    batch, kv_heads, n, d = x.shape
+    return ops.broadcast_to(x.expand_dims(2), (batch, kv_heads, groups, n, d)).reshape(batch, kv_heads * groups, n, d)
+
+
+def _summed_over_groups(x, groups: int):
+    """The gradient of `_grouped`: `(batch, kv_heads * groups, n, d)` summed back to `(batch, kv_heads, n, d)`."""
+    if groups == 1:
+        return x
+    batch, heads, n, d = x.shape
+    return x.reshape(batch, heads // groups, groups, n, d).sum(2)
+
+
+def cached_attention_op():
+    """`op(query, key, value, mask, scaling)` -> `(context, probs)`: softmax(query . key * scaling + mask) @ value
+    for a few query tokens over a key/value cache, key/value heads shared by groups of query heads (no repeat_kv).
+    query `(B, H, S, D)`, key/value `(B, Hkv, C, D)`, additive mask `(1 or B, 1, 1 or S, C)`, scaling float32
+    `(1,)`; context `(B, S, H, D)`, probs `(B, H, S, C)`. Its gradient is eager attention's (BatchMatMuls; the
+    mask gets none, as masks never need one)."""
+    matmul, matmul_transpose_a = ops.BatchMatMul(), ops.BatchMatMul(transpose_a=True)
+    matmul_transpose_b = ops.BatchMatMul(transpose_b=True)
+
+    def bprop(query, key, value, mask, scaling, out, dout):
+        groups = query.shape[1] // key.shape[1]
+        probs = out[1]
+        dcontext = dout[0].swapaxes(1, 2)  # (B, H, S, D)
+        dvalue = _summed_over_groups(matmul_transpose_a(probs, dcontext), groups)
+        dprobs = matmul_transpose_b(dcontext, _grouped(value, groups)) + dout[1]
+        dscores = probs * (dprobs - (dprobs * probs).sum(-1, keepdims=True)) * scaling
+        dquery = matmul(dscores, _grouped(key, groups))
+        dkey = _summed_over_groups(matmul_transpose_a(dscores, query), groups)
+        return dquery, dkey, dvalue, ops.zeros_like(mask), ops.zeros_like(scaling)
+
+    return _custom(
+        "CachedAttention",
+        lambda q, k, v, m, s: ([q[0], q[2], q[1], q[3]], [q[0], q[1], q[2], k[2]]),
+        lambda q, k, v, m, s: (q, q),
+        bprop,
+    )
+
+
 class AdamWStepOp(ops.Custom):
     """`op(param, exp_avg, exp_avg_sq, grad, hyper)`: one `torch.optim.AdamW` step on one float32 parameter,
     written in place into the three Parameters (one pass over memory; see `AdamWStep` in cpu_kernels.cc).

@@ -383,3 +383,170 @@ extern "C" int DropoutApply(int nparam, void **params, int *ndims, int64_t **sha
   });
   return 0;
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Inference kernels for decoding steps (a few tokens per row). MindSpore 2.10's CPU MatMul and BatchMatMul cost
+// ~2.5x PyTorch's time on one-token shapes (profiled on a 6-layer Llama decoding step: 1x512 @ 512x1376 takes
+// 0.6-0.9 ms; the attention's two BatchMatMuls plus repeat_kv's broadcast ~0.7 ms per layer for 8x1x64 @ 8x64x128):
+// most of a step is spent there. These read each weight once, in its stored layout.
+// ---------------------------------------------------------------------------------------------------------------
+
+namespace {
+// Rows of the weight a thread takes at least: small layers run on the calling thread (a thread start costs more).
+int64_t MinWeightRows(int64_t cols) { return std::max<int64_t>(16, (int64_t{1} << 17) / std::max<int64_t>(cols, 1)); }
+
+// y[m, n] = sum_k x[m, k] * w[n, k] (+ bias[n]) for m < rows, n in [begin, end): four weight rows at a time, each
+// read once for every input row while it is in L1.
+void DotRows(const float *x, const float *w, const float *bias, float *y, int64_t rows, int64_t k, int64_t n_out,
+             int64_t begin, int64_t end) {
+  int64_t n = begin;
+  for (; n + 4 <= end; n += 4) {
+    const float *w0 = w + n * k, *w1 = w0 + k, *w2 = w1 + k, *w3 = w2 + k;
+    for (int64_t m = 0; m < rows; ++m) {
+      const float *xm = x + m * k;
+      float a0 = 0.0f, a1 = 0.0f, a2 = 0.0f, a3 = 0.0f;
+#pragma omp simd reduction(+ : a0, a1, a2, a3)
+      for (int64_t i = 0; i < k; ++i) {
+        a0 += xm[i] * w0[i];
+        a1 += xm[i] * w1[i];
+        a2 += xm[i] * w2[i];
+        a3 += xm[i] * w3[i];
+      }
+      float *ym = y + m * n_out + n;
+      ym[0] = bias ? a0 + bias[n] : a0;
+      ym[1] = bias ? a1 + bias[n + 1] : a1;
+      ym[2] = bias ? a2 + bias[n + 2] : a2;
+      ym[3] = bias ? a3 + bias[n + 3] : a3;
+    }
+  }
+  for (; n < end; ++n) {
+    const float *wn = w + n * k;
+    for (int64_t m = 0; m < rows; ++m) {
+      const float *xm = x + m * k;
+      float a = 0.0f;
+#pragma omp simd reduction(+ : a)
+      for (int64_t i = 0; i < k; ++i) a += xm[i] * wn[i];
+      y[m * n_out + n] = bias ? a + bias[n] : a;
+    }
+  }
+}
+
+// y[m, n] = sum_k x[m, k] * w[k, n] (+ bias[n]) for n in [begin, end): GPT-2's Conv1D layout, one weight row
+// added into every output row at a time.
+void AxpyRows(const float *x, const float *w, const float *bias, float *y, int64_t rows, int64_t k, int64_t n_out,
+              int64_t begin, int64_t end) {
+  for (int64_t m = 0; m < rows; ++m) {
+    float *ym = y + m * n_out;
+#pragma omp simd
+    for (int64_t n = begin; n < end; ++n) ym[n] = 0.0f;
+  }
+  for (int64_t i = 0; i < k; ++i) {
+    const float *wi = w + i * n_out;
+    for (int64_t m = 0; m < rows; ++m) {
+      const float xi = x[m * k + i];
+      float *ym = y + m * n_out;
+#pragma omp simd
+      for (int64_t n = begin; n < end; ++n) ym[n] += xi * wi[n];
+    }
+  }
+  if (bias) {
+    for (int64_t m = 0; m < rows; ++m) {
+      float *ym = y + m * n_out;
+#pragma omp simd
+      for (int64_t n = begin; n < end; ++n) ym[n] += bias[n];
+    }
+  }
+}
+
+// Inputs x (..., k), weight ((n, k) or, transposed, (k, n)), bias (n) when has_bias; output y (..., n).
+int FewRowsLinear(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, bool has_bias,
+                  bool weight_in_out) {
+  if (nparam != (has_bias ? 4 : 3) || !AllFloat32(nparam, dtypes) || ndims[1] != 2) return 1;
+  const float *x = static_cast<const float *>(params[0]);
+  const float *w = static_cast<const float *>(params[1]);
+  const float *bias = has_bias ? static_cast<const float *>(params[2]) : nullptr;
+  float *y = static_cast<float *>(params[nparam - 1]);
+  const RowView view = Rows(ndims[0], shapes[0]);
+  const int64_t k = view.cols, n_out = weight_in_out ? shapes[1][1] : shapes[1][0];
+  if ((weight_in_out ? shapes[1][0] : shapes[1][1]) != k) return 1;
+  ParallelFor(n_out, MinWeightRows(k), [&](int64_t, int64_t b, int64_t e) {
+    if (weight_in_out) AxpyRows(x, w, bias, y, view.rows, k, n_out, b, e);
+    else DotRows(x, w, bias, y, view.rows, k, n_out, b, e);
+  });
+  return 0;
+}
+}  // namespace
+
+// `Linear` (weight (out, in)) on a few rows: inputs x, weight[, bias]; output y.
+extern "C" int FewRowsLinear(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *, void *) {
+  return FewRowsLinear(nparam, params, ndims, shapes, dtypes, false, false);
+}
+extern "C" int FewRowsLinearBias(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *, void *) {
+  return FewRowsLinear(nparam, params, ndims, shapes, dtypes, true, false);
+}
+// GPT-2's `Conv1D` (weight (in, out)) on a few rows: inputs x, weight, bias; output y.
+extern "C" int FewRowsConv1D(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *, void *) {
+  return FewRowsLinear(nparam, params, ndims, shapes, dtypes, true, true);
+}
+
+// Attention of a few query tokens over a key/value cache, with grouped key/value heads, in eager attention's
+// order: scores = (q . k) * scaling + mask, softmax (max subtracted), context = probs @ v.
+// Inputs: query (B, H, S, D), key and value (B, Hkv, C, D) with H a multiple of Hkv (query head h reads key/value
+// head h / (H / Hkv), as repeat_kv arranges), mask (Mb, 1, Ms, C) additive, Mb in {1, B}, Ms in {1, S},
+// scaling float32 [1]. Outputs: context (B, S, H, D) (heads merged by the caller's reshape), probs (B, H, S, C).
+extern "C" int CachedAttention(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *, void *) {
+  if (nparam != 7 || !AllFloat32(nparam, dtypes) || ndims[0] != 4 || ndims[1] != 4 || ndims[2] != 4 || ndims[3] != 4)
+    return 1;
+  const float *q = static_cast<const float *>(params[0]);
+  const float *key = static_cast<const float *>(params[1]);
+  const float *value = static_cast<const float *>(params[2]);
+  const float *mask = static_cast<const float *>(params[3]);
+  const float scaling = *static_cast<const float *>(params[4]);
+  float *context = static_cast<float *>(params[5]);
+  float *probs = static_cast<float *>(params[6]);
+  const int64_t batch = shapes[0][0], heads = shapes[0][1], seq = shapes[0][2], dim = shapes[0][3];
+  const int64_t kv_heads = shapes[1][1], capacity = shapes[1][2];
+  const int64_t mask_batch = shapes[3][0], mask_seq = shapes[3][2];
+  if (kv_heads == 0 || heads % kv_heads != 0 || shapes[1][0] != batch || shapes[1][3] != dim ||
+      shapes[3][3] != capacity || shapes[3][1] != 1 || (mask_batch != 1 && mask_batch != batch) ||
+      (mask_seq != 1 && mask_seq != seq))
+    return 1;
+  const int64_t groups = heads / kv_heads;
+  ParallelFor(batch * heads, 4, [&](int64_t, int64_t b_, int64_t e_) {
+    std::vector<float> acc(dim);
+    for (int64_t bh = b_; bh < e_; ++bh) {
+      const int64_t b = bh / heads, h = bh % heads;
+      const float *k_head = key + (b * kv_heads + h / groups) * capacity * dim;
+      const float *v_head = value + (b * kv_heads + h / groups) * capacity * dim;
+      for (int64_t s = 0; s < seq; ++s) {
+        const float *qs = q + (bh * seq + s) * dim;
+        const float *mask_row = mask + ((mask_batch == 1 ? 0 : b) * mask_seq + (mask_seq == 1 ? 0 : s)) * capacity;
+        float *p = probs + (bh * seq + s) * capacity;
+        float mx = -INFINITY;
+        for (int64_t c = 0; c < capacity; ++c) {
+          const float *kc = k_head + c * dim;
+          float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+          for (int64_t i = 0; i < dim; ++i) dot += qs[i] * kc[i];
+          p[c] = dot * scaling + mask_row[c];
+          mx = p[c] > mx ? p[c] : mx;
+        }
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int64_t c = 0; c < capacity; ++c) { p[c] = expf(p[c] - mx); sum += p[c]; }
+        const float inv = 1.0f / sum;
+#pragma omp simd
+        for (int64_t c = 0; c < capacity; ++c) p[c] *= inv;
+        std::fill(acc.begin(), acc.end(), 0.0f);
+        for (int64_t c = 0; c < capacity; ++c) {
+          const float pc = p[c];
+          const float *vc = v_head + c * dim;
+#pragma omp simd
+          for (int64_t i = 0; i < dim; ++i) acc[i] += pc * vc[i];
+        }
+        std::copy(acc.begin(), acc.end(), context + ((b * seq + s) * heads + h) * dim);
+      }
+    }
+  });
+  return 0;
+}

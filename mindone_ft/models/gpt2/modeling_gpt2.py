@@ -26,6 +26,7 @@ from mindspore.common.initializer import Normal, initializer
 from transformers import GPT2Config
 
 from ...modeling_layers import (
+    CachedAttention,
     Conv1D,
     Dropout,
     Embedding,
@@ -83,6 +84,7 @@ class GPT2Attention(MultiHeadSelfAttention):
         self.c_attn = Conv1D(3 * self.embed_dim, self.embed_dim)
         self.c_proj = Conv1D(self.embed_dim, self.embed_dim)
         self.resid_dropout = Dropout(p=config.resid_pdrop)
+        self.cached_attention = CachedAttention()
 
     def _project(self, hidden_states):
         """Query, key and value, each `(batch, heads, seq, head_dim)`."""
@@ -98,7 +100,11 @@ class GPT2Attention(MultiHeadSelfAttention):
             query, key = query.astype(ms.float32), key.astype(ms.float32)
             if attention_mask is not None:
                 attention_mask = attention_mask.astype(ms.float32)
-        context, probs = eager_attention(query, key, value, attention_mask, self.scaling, self.softmax, self.dropout)
+        if self.cached_attention.applies(query, value, attention_mask):  # a decoding step on CPU
+            context, probs = self.cached_attention(query, key, value, attention_mask, self.scaling)
+        else:
+            context, probs = eager_attention(query, key, value, attention_mask, self.scaling, self.softmax,
+                                             self.dropout)
         context = context.reshape(batch_size, seq_length, self.embed_dim)
         return self.resid_dropout(self.c_proj(context)), probs, present
 

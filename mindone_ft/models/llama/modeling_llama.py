@@ -25,6 +25,7 @@ from mindspore import Tensor, nn
 from transformers import LlamaConfig
 
 from ...modeling_layers import (
+    CachedAttention,
     Dropout,
     Embedding,
     GradientCheckpointingLayer,
@@ -161,6 +162,7 @@ class LlamaAttention(nn.Cell):
         self.o_proj = Linear(self.num_heads * self.head_dim, config.hidden_size, has_bias=o_bias)
         self.softmax = Softmax()
         self.attention_dropout = Dropout(p=config.attention_dropout)
+        self.cached_attention = CachedAttention()
 
     def _projection_biases(self, config) -> Tuple[bool, bool]:
         """(q/k/v bias, output bias): both `config.attention_bias` (Mistral has no such flag: none)."""
@@ -184,11 +186,14 @@ class LlamaAttention(nn.Cell):
         query, key = apply_rotary_pos_emb(query, key, cos, sin)
         key, value = update_key_value_cache(past_key_value, key, value, cache_position)
         present = (key, value)
-        key = repeat_kv(key, self.num_key_value_groups)
-        value = repeat_kv(value, self.num_key_value_groups)
-        context, probs = eager_attention(
-            query, key, value, attention_mask, self.scaling, self.softmax, self.attention_dropout
-        )
+        if self.cached_attention.applies(query, value, attention_mask):  # a decoding step on CPU
+            context, probs = self.cached_attention(query, key, value, attention_mask, self.scaling)
+        else:
+            key = repeat_kv(key, self.num_key_value_groups)
+            value = repeat_kv(value, self.num_key_value_groups)
+            context, probs = eager_attention(
+                query, key, value, attention_mask, self.scaling, self.softmax, self.attention_dropout
+            )
         context = context.reshape(batch_size, seq_length, -1)
         return self.o_proj(context), probs, present
 
