@@ -223,3 +223,26 @@ def test_graph_mode_compiles_two_graphs_per_bucket(models, graph_mode):
     assert len(model.compile_cache) == 2
     assert shorter.shape == (3, 27) and first.shape == (3, 27)
     assert PROMPT_BUCKET >= ids.shape[1] and CACHE_BUCKET > 1  # what the two calls share
+
+
+def test_graph_mode_decoding_shortcut_never_reuses_another_shape(models, graph_mode, monkeypatch):
+    """Decoding steps skip MindSpore's per-call compile check (`compat.repeated_graph_calls`): a later call with
+    other buckets or batch must still get its own graph and transformers' tokens, and the model's phase is restored
+    after every call, also one that fails midway."""
+    torch_model, model, folder = models
+    model = mindone_ft.LlamaForCausalLM.from_pretrained(folder)
+    calls = [(prompts(3, 7), 6), (prompts(2, 7 + PROMPT_BUCKET, seed=1), 4), (prompts(1, 5, seed=2), CACHE_BUCKET + 3)]
+    for (ids, mask), new_tokens in calls:
+        ours = model.generate(ids, attention_mask=mask, max_new_tokens=new_tokens, do_sample=False)
+        theirs = torch_model.generate(torch.tensor(ids), attention_mask=torch.tensor(mask), max_new_tokens=new_tokens,
+                                      do_sample=False, pad_token_id=0)
+        np.testing.assert_array_equal(ours.asnumpy() if hasattr(ours, "asnumpy") else ours, theirs.numpy())
+        assert model.phase == "predict"
+
+    def fail(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(logits_process, "apply_processors", fail)
+    with pytest.raises(KeyboardInterrupt):
+        model.generate(*calls[0][0][:1], attention_mask=calls[0][0][1], max_new_tokens=3)
+    assert model.phase == "predict" and "increment" not in model.phase_cache
