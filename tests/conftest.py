@@ -19,10 +19,45 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: long-running test, skipped unless --runslow is given")
 
 
+# The parity harness (tests/model_parity.py) in the default run: every check runs in at least one mode for every
+# family; the repeats that add least run with --runslow only (they keep the default run under 30 minutes):
+# - a family's variant configs (`checks_training = False`) run their checks in PYNATIVE only,
+# - in GRAPH, the forward, gradient and gradient-checkpointing checks run for one head per family (PYNATIVE runs
+#   every head and label case; the train step's graph is also exercised by every Trainer test),
+# - greedy generation and gradient checkpointing in PYNATIVE, sampling in GRAPH (their other mode runs).
+HARNESS_GRAPH_ONCE_PER_FAMILY = ("test_forward_matches_transformers", "test_gradients_match_transformers",
+                                 "test_gradient_checkpointing_keeps_the_training_numbers")
+HARNESS_SLOW = {"pynative": ("test_greedy_generate_matches_transformers",
+                             "test_gradient_checkpointing_keeps_the_training_numbers"),
+                "graph": ("test_sampling_with_top_k_1_is_greedy",)}
+
+
+def _harness_repeats(items) -> list:
+    """The harness items that only --runslow runs (see above)."""
+    slow, seen = [], set()
+    for item in items:
+        cls = getattr(item, "cls", None)
+        callspec = getattr(item, "callspec", None)
+        if cls is None or getattr(cls, "family", None) is None or callspec is None:
+            continue
+        mode, name = callspec.params.get("mode"), item.originalname
+        if mode == "graph" and not cls.checks_training:
+            slow.append(item)
+        elif name in HARNESS_SLOW.get(mode, ()):
+            slow.append(item)
+        elif mode == "graph" and name in HARNESS_GRAPH_ONCE_PER_FAMILY:
+            if (cls, name) in seen:
+                slow.append(item)
+            seen.add((cls, name))
+    return slow
+
+
 def pytest_collection_modifyitems(config, items):
     if config.getoption("--runslow"):
         return
     skip_slow = pytest.mark.skip(reason="slow: run with --runslow (make test-all)")
+    for item in _harness_repeats(items):
+        item.add_marker(pytest.mark.slow)
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip_slow)

@@ -149,6 +149,7 @@ def test_examples_finetune_then_generate(tmp_path):
     assert [r["prompt"] for r in lines] == ["review: a gem sentiment:", "review: a long and dull bore sentiment:"]
 
 
+@pytest.mark.slow  # ~35 s; test_examples_finetune_then_generate runs the same script without --lora
 def test_example_trains_a_lora_adapter(tmp_path):
     """--lora_r: the example trains a PEFT-format adapter on the from-scratch model; the base weights stay."""
     out = tmp_path / "llm_lora"

@@ -57,6 +57,7 @@ def test_a_changed_graph_gets_a_new_folder_and_runs_correctly(cache_dir, recorde
     assert cached["losses"] == pytest.approx(reference["losses"], rel=1e-5)
 
 
+@pytest.mark.slow  # ~40 s; the changed-graph and re-run tests cover the key
 def test_a_graph_differing_from_the_recorded_one_recompiles_from_there(cache_dir, recorded):
     # Same first graph, then another length at position 1: MindSpore's cache alone would load the 16-token graph.
     diverged = run_worker(cache_dir, "--lengths", "8,24,16")

@@ -268,6 +268,7 @@ def test_default_helpers_match_transformers():
     assert space == hf.default_hp_space_optuna(optuna.trial.FixedTrial(params)) == params
 
 
+@pytest.mark.slow  # a fresh interpreter per backend import
 def test_library_does_not_import_optuna():
     code = ("import sys; import mindone_ft; from mindone_ft import hyperparameter_search, trainer; "
             "assert 'optuna' not in sys.modules, 'optuna imported'")

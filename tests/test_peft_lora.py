@@ -121,7 +121,7 @@ def test_config_has_peft_fields_and_defaults():
     assert LoraConfig(target_modules=["query", "value"]).target_modules == {"query", "value"}
 
 
-@pytest.mark.parametrize("task_type", ["SEQ_CLS", None])
+@pytest.mark.parametrize("task_type", [pytest.param("SEQ_CLS", marks=pytest.mark.slow), None])  # SEQ_CLS: ~2 min
 def test_adapter_files_are_peft_files(bert_dir, tmp_path, task_type):
     """Same adapter_config.json and safetensors keys/metadata/shapes as PEFT for the same config."""
     config = dict(r=4, lora_alpha=8, target_modules=["query", "value"], use_rslora=True, task_type=task_type,
@@ -407,6 +407,7 @@ def test_trainable_parameters_and_bias_modes_match_peft(bert_dir, tmp_path, caps
     assert printed[0] == printed[1] and printed[0].startswith("trainable params: ")
 
 
+@pytest.mark.slow  # ~40 s of recompiles; PYNATIVE adapter switching is tested in the default run
 def test_graph_mode_follows_every_adapter_change(bert_dir, graph_mode):
     """GRAPH_MODE compiles which adapters run into the graph: each change must recompile, never run a stale one."""
     model = mindone_ft.BertForSequenceClassification.from_pretrained(bert_dir)

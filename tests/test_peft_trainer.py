@@ -126,6 +126,7 @@ def test_resume_is_exact_and_the_best_adapter_is_loaded_at_the_end(runs):
         np.testing.assert_array_equal(value, saved[key])
 
 
+@pytest.mark.slow  # ~70 s of real-review training; test_lora_example_script runs LoRA end to end
 def test_lora_on_pretrained_bert_learns_real_reviews_and_loads_in_peft(data, tmp_path):
     """All-MiniLM-L6-v2 (real weights) with LoRA r=8 on query/value: 40 steps on 320 reviews beat the frozen model
     (random head) on 192 held-out ones; `save_model()` writes an adapter PEFT on PyTorch reproduces."""

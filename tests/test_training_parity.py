@@ -63,6 +63,7 @@ def train_both(model_path, tmp_path, batches):
     return np.array(pt_losses), np.array(ms_losses), pt_model, ms_model
 
 
+@pytest.mark.slow  # ~80 s; the Trainer parity tests cover the same step
 def test_native_loop_matches_pytorch_step_for_step(model_path, reviews, tmp_path):
     from transformers import AutoTokenizer, DataCollatorWithPadding
 
