@@ -245,16 +245,8 @@ def few_rows_linear_op(has_bias: bool, weight_in_out: bool = False):
     return _custom("FewRowsLinear", lambda x, w: x[:-1] + [w[0]], lambda x, w: x, bprop_no_bias)
 
 
-def _grouped(x, groups: int):
-    """`(batch, kv_heads, n, d)` -> `(batch, kv_heads * groups, n, d)`, each head repeated for its query heads."""
-    if groups == 1:
-        return x
-    batch, kv_heads, n, d = x.shape
-    return ops.broadcast_to(x.expand_dims(2), (batch, kv_heads, groups, n, d)).reshape(batch, kv_heads * groups, n, d)
-
-
 def _summed_over_groups(x, groups: int):
-    """The gradient of `_grouped`: `(batch, kv_heads * groups, n, d)` summed back to `(batch, kv_heads, n, d)`."""
+    """The gradient of `repeat_kv`: `(batch, kv_heads * groups, n, d)` summed back to `(batch, kv_heads, n, d)`."""
     if groups == 1:
         return x
     batch, heads, n, d = x.shape
@@ -267,6 +259,8 @@ def cached_attention_op():
     query `(B, H, S, D)`, key/value `(B, Hkv, C, D)`, additive mask `(1 or B, 1, 1 or S, C)`, scaling float32
     `(1,)`; context `(B, S, H, D)`, probs `(B, H, S, C)`. Its gradient is eager attention's (BatchMatMuls; the
     mask gets none, as masks never need one)."""
+    from ..modeling_layers import repeat_kv  # the layer kit's; it builds this op, so it is loaded by now
+
     matmul, matmul_transpose_a = ops.BatchMatMul(), ops.BatchMatMul(transpose_a=True)
     matmul_transpose_b = ops.BatchMatMul(transpose_b=True)
 
@@ -275,9 +269,9 @@ def cached_attention_op():
         probs = out[1]
         dcontext = dout[0].swapaxes(1, 2)  # (B, H, S, D)
         dvalue = _summed_over_groups(matmul_transpose_a(probs, dcontext), groups)
-        dprobs = matmul_transpose_b(dcontext, _grouped(value, groups)) + dout[1]
+        dprobs = matmul_transpose_b(dcontext, repeat_kv(value, groups)) + dout[1]
         dscores = probs * (dprobs - (dprobs * probs).sum(-1, keepdims=True)) * scaling
-        dquery = matmul(dscores, _grouped(key, groups))
+        dquery = matmul(dscores, repeat_kv(key, groups))
         dkey = _summed_over_groups(matmul_transpose_a(dscores, query), groups)
         return dquery, dkey, dvalue, ops.zeros_like(mask), ops.zeros_like(scaling)
 
