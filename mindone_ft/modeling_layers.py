@@ -445,8 +445,9 @@ class CachedAttention(nn.Cell):
     two BatchMatMuls and the broadcast cost ~0.7 ms per layer of a decoding step there (profiled), more than the
     layer's projections.
 
-    `applies(query, value, attention_mask)` says when to call it: on CPU with the kernels, not training, float32, a
-    mask given, at most `FEW_ROWS` query tokens per row; otherwise the caller runs `eager_attention`.
+    `applies(query, value, attention_mask)` says when to call it: on CPU with the kernels, not training, float32, at
+    most `FEW_ROWS` query tokens per row, and a mask of the kernel's shape, `(batch or 1, 1, seq or 1, keys)` (what
+    `causal_attention_mask` makes); otherwise the caller runs `eager_attention`.
     """
 
     def __init__(self):
@@ -456,16 +457,17 @@ class CachedAttention(nn.Cell):
             self.attend = cpu_kernels.cached_attention_op()
 
     def applies(self, query, value, attention_mask) -> bool:
-        return (self.use_cpu_kernel and not self.training and attention_mask is not None and query.dtype == ms.float32
-                and value.dtype == ms.float32 and attention_mask.dtype == ms.float32 and query.shape[2] <= FEW_ROWS)
+        if not (self.use_cpu_kernel and not self.training and attention_mask is not None):
+            return False
+        dtypes_ok = query.dtype == ms.float32 and value.dtype == ms.float32 and attention_mask.dtype == ms.float32
+        mask_batch, mask_heads, mask_seq, mask_keys = attention_mask.shape
+        return (dtypes_ok and query.shape[2] <= FEW_ROWS and mask_heads == 1 and mask_keys == value.shape[2]
+                and mask_batch in (1, query.shape[0]) and mask_seq in (1, query.shape[2]))
 
     def construct(self, query, key, value, attention_mask, scaling: float):
         """query `(batch, heads, seq, head_dim)`, key/value `(batch, kv_heads, keys, head_dim)` (unrepeated),
-        additive mask broadcastable to `(batch, 1, seq, keys)`. Returns `(context (batch, seq, heads, head_dim),
+        additive mask `(batch or 1, 1, seq or 1, keys)`. Returns `(context (batch, seq, heads, head_dim),
         probabilities)` like `eager_attention`."""
-        if attention_mask.shape[1] != 1 or attention_mask.shape[3] != key.shape[2]:
-            attention_mask = ops.broadcast_to(attention_mask, (attention_mask.shape[0], 1, query.shape[2],
-                                                               key.shape[2]))
         return self.attend(query, key, value, attention_mask, Tensor([scaling], ms.float32))
 
 
