@@ -493,10 +493,32 @@ def serve_steps(spec) -> None:
         print(f"TIME {wall} {cpu}", flush=True)
 
 
+TORCH_PACKAGES = ("torch", "torchgen", "functorch")
+
+
+def without_torch() -> None:
+    """Makes this process see its packages as on a machine without torch, before anything imports them: each
+    sys.path folder holding torch is replaced by a temporary folder of links to everything in it but torch's
+    packages and metadata. (Blocking `sys.modules["torch"]` instead breaks `datasets`, which imports torch when
+    that key exists.)"""
+    import atexit
+    import shutil
+
+    for index, entry in enumerate(list(sys.path)):
+        if not os.path.isdir(os.path.join(entry, "torch")):
+            continue
+        links = tempfile.mkdtemp(prefix="site_without_torch_")
+        atexit.register(shutil.rmtree, links, True)
+        for name in os.listdir(entry):
+            if name.split("-")[0].split(".")[0] not in TORCH_PACKAGES:
+                os.symlink(os.path.join(entry, name), os.path.join(links, name))
+        sys.path[index] = links
+
+
 def run_worker(spec) -> None:
     os.environ.setdefault("GLOG_v", "3")
     if spec.get("framework", "").startswith("mindone_ft"):
-        sys.modules["torch"] = None  # `import torch` raises ImportError: transformers takes its torch-free paths
+        without_torch()  # mindone_ft never needs torch; transformers would import an installed one
     kind = spec["kind"]
     if kind == "serve":
         serve_steps(spec)
@@ -661,7 +683,8 @@ def demo_plan(threads: int):
 def run_demo(spec, timeout: int = 3600):
     """One run of the README's main job in a new process (torch hidden, as in every mindone_ft measurement): wall and
     CPU seconds, the graph compiles it reports, and its eval accuracy."""
-    hide_torch = f"import runpy, sys; sys.modules['torch'] = None; runpy.run_path({DEMO_SCRIPT!r}, run_name='__main__')"
+    hide_torch = (f"import runpy, sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
+                  f"import run; run.without_torch(); runpy.run_path({DEMO_SCRIPT!r}, run_name='__main__')")
     env = dict(os.environ, GLOG_v="3", OMP_NUM_THREADS=str(spec["threads"]), **spec["env"])
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
