@@ -11,8 +11,8 @@
 
 Every measurement runs in its own subprocess, so MindSpore's process-wide mode (GRAPH/PYNATIVE) and the peak
 resident memory (RSS) belong to that measurement alone. mindone_ft's processes run with torch hidden, as on a
-machine without it (mindone_ft does not need torch; transformers would otherwise import the installed one, which
-costs ~310 MiB of RSS and ~2 s of start-up that a MindSpore job never uses). The parent prints a table, writes
+machine without it (`torch_free_site/`: mindone_ft does not need torch; transformers would otherwise import the
+installed one, which costs ~310 MiB of RSS and ~2 s of start-up that a MindSpore job never uses). The parent prints a table, writes
 `benchmarks/results/latest.json` and regenerates `docs/performance.md`. Ratios (ours / PyTorch) are the
 headline: absolute times move between machines, ratios measured in one run on one machine much less.
 """
@@ -493,32 +493,17 @@ def serve_steps(spec) -> None:
         print(f"TIME {wall} {cpu}", flush=True)
 
 
-TORCH_PACKAGES = ("torch", "torchgen", "functorch")
-
-
-def without_torch() -> None:
-    """Makes this process see its packages as on a machine without torch, before anything imports them: each
-    sys.path folder holding torch is replaced by a temporary folder of links to everything in it but torch's
-    packages and metadata. (Blocking `sys.modules["torch"]` instead breaks `datasets`, which imports torch when
-    that key exists.)"""
-    import atexit
-    import shutil
-
-    for index, entry in enumerate(list(sys.path)):
-        if not os.path.isdir(os.path.join(entry, "torch")):
-            continue
-        links = tempfile.mkdtemp(prefix="site_without_torch_")
-        atexit.register(shutil.rmtree, links, True)
-        for name in os.listdir(entry):
-            if name.split("-")[0].split(".")[0] not in TORCH_PACKAGES:
-                os.symlink(os.path.join(entry, name), os.path.join(links, name))
-        sys.path[index] = links
+TORCH_FREE_SITE = os.path.join(ROOT, "benchmarks", "torch_free_site")  # its sitecustomize hides torch
 
 
 def run_worker(spec) -> None:
     os.environ.setdefault("GLOG_v", "3")
     if spec.get("framework", "").startswith("mindone_ft"):
-        without_torch()  # mindone_ft never needs torch; transformers would import an installed one
+        import importlib.util
+
+        site = importlib.util.spec_from_file_location("torch_free_site", os.path.join(TORCH_FREE_SITE,
+                                                                                      "sitecustomize.py"))
+        site.loader.exec_module(importlib.util.module_from_spec(site))  # hides torch from this process
     kind = spec["kind"]
     if kind == "serve":
         serve_steps(spec)
@@ -677,20 +662,21 @@ def demo_plan(threads: int):
     if (cache_root() / "kernels").is_dir():
         shutil.copytree(cache_root() / "kernels", os.path.join(cache, "kernels"))
     env = {"MINDONE_FT_CACHE": cache, "MINDONE_FT_COMPILE_CACHE": "1"}
-    return [dict(kind="demo", run=run, threads=threads, env=env) for run in ("fresh", "re-run")]
+    workdir = os.path.join(cache, "workdir")  # the Trainer's output folder; the re-run writes over the first's
+    os.makedirs(workdir)
+    return [dict(kind="demo", run=run, threads=threads, env=env, workdir=workdir) for run in ("fresh", "re-run")]
 
 
 def run_demo(spec, timeout: int = 3600):
-    """One run of the README's main job in a new process (torch hidden, as in every mindone_ft measurement): wall and
-    CPU seconds, the graph compiles it reports, and its eval accuracy."""
-    hide_torch = (f"import runpy, sys; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
-                  f"import run; run.without_torch(); runpy.run_path({DEMO_SCRIPT!r}, run_name='__main__')")
-    env = dict(os.environ, GLOG_v="3", OMP_NUM_THREADS=str(spec["threads"]), **spec["env"])
+    """One run of the README's main job in a new process, as a user runs it (`python <script>`, the same folder both
+    times) but without torch (`torch_free_site`): wall and CPU seconds, the graph compiles it reports, and its eval
+    accuracy."""
+    env = dict(os.environ, GLOG_v="3", OMP_NUM_THREADS=str(spec["threads"]), **spec["env"],
+               PYTHONPATH=os.pathsep.join([TORCH_FREE_SITE, ROOT]))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as workdir:  # the Trainer's output folder
-        proc = subprocess.run([sys.executable, "-c", hide_torch], capture_output=True, text=True, env=env,
-                              timeout=timeout, cwd=workdir)
+    proc = subprocess.run([sys.executable, DEMO_SCRIPT], capture_output=True, text=True, env=env, timeout=timeout,
+                          cwd=spec["workdir"])
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     compiles = re.search(r"Graph compiles: (\d+) \((\d+) loaded from the compile cache\), ([\d.]+) s in all",
