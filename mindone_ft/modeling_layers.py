@@ -361,10 +361,13 @@ class DropoutReplay:
     restores its global generator, which mindone_ft's `Dropout` does not use). GRAPH_MODE ignores it."""
 
     def __init__(self, layer: nn.Cell):
-        self.dropouts = [cell for _, cell in layer.cells_and_names() if isinstance(cell, Dropout) and cell.p > 0]
+        self.layer = layer
 
     def __call__(self):
-        for dropout in self.dropouts:
+        # Listed at each recomputed call, not when checkpointing is enabled: adapters (LoRA's dropout) may be added
+        # to the layer afterwards.
+        dropouts = [cell for _, cell in self.layer.cells_and_names() if isinstance(cell, Dropout) and cell.p > 0]
+        for dropout in dropouts:
             if not dropout.use_cpu_kernel:
                 raise ValueError(
                     "Gradient checkpointing with dropout in PYNATIVE_MODE needs mindone_ft's CPU dropout kernel, "
@@ -372,8 +375,8 @@ class DropoutReplay:
                     "or missing on this backend). Use GRAPH_MODE, or set the model's dropout probabilities to 0."
                 )
         states: Dict[int, list] = {}
-        return (_DropoutReplayPhase(self.dropouts, states, recording=True),
-                _DropoutReplayPhase(self.dropouts, states, recording=False))
+        return (_DropoutReplayPhase(dropouts, states, recording=True),
+                _DropoutReplayPhase(dropouts, states, recording=False))
 
 
 class GradientCheckpointingLayer(nn.Cell):

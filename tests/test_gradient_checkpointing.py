@@ -149,3 +149,29 @@ def test_trainer_checkpoints_a_lora_model_the_same(data, tmp_path):
 
     _assert_same_run(_train(data, tmp_path / "plain", lora_model(), False),
                      _train(data, tmp_path / "checkpointed", lora_model(), True))
+
+
+def test_pynative_checkpointing_replays_dropouts_added_after_enabling(pynative):
+    """LoRA adapters (with their dropout) added after `gradient_checkpointing_enable()`: the recomputed layers still
+    draw the first pass's masks, so the gradients are those without checkpointing."""
+
+    def loss_and_grads(checkpointing: bool):
+        model = tiny_bert()
+        if checkpointing:
+            model.gradient_checkpointing_enable()
+        model = get_peft_model(model, LoraConfig(task_type="SEQ_CLS", r=4, lora_alpha=8, lora_dropout=0.5,
+                                                 target_modules=["query", "value"]))
+        model.set_train(True)
+        input_ids = ms.Tensor(np.random.default_rng(0).integers(0, 1000, (2, 8)), ms.int32)
+        labels = ms.Tensor(np.array([0, 1]), ms.int32)
+        params = model.trainable_params()
+        loss, grads = ms.value_and_grad(lambda ids, y: model(input_ids=ids, labels=y).loss, None, params)(
+            input_ids, labels)
+        return float(loss), {p.name: g.asnumpy() for p, g in zip(params, grads)}
+
+    loss, grads = loss_and_grads(False)
+    checkpointed_loss, checkpointed_grads = loss_and_grads(True)
+    assert checkpointed_loss == pytest.approx(loss, rel=1e-6)
+    assert any("lora_A" in name for name in grads)
+    for name, grad in grads.items():
+        np.testing.assert_allclose(checkpointed_grads[name], grad, rtol=1e-5, atol=1e-7, err_msg=name)
