@@ -72,7 +72,8 @@ def test_a_graph_differing_from_the_recorded_one_recompiles_from_there(cache_dir
 
 def test_a_graph_compile_collects_only_new_objects(graph_mode, monkeypatch):
     """MindSpore's `gc.collect()` before each compile runs with the process's older objects frozen (it scanned all
-    of them: 0.2-0.4 s a compile); they are unfrozen afterwards, and a process's own `gc.freeze()` is kept."""
+    of them: 0.2-0.4 s a compile); they are unfrozen afterwards, calls of a compiled graph freeze nothing (a freeze
+    promotes every live object to the oldest generation), and a process's own `gc.freeze()` is kept."""
     import gc
 
     import mindspore as ms
@@ -98,6 +99,14 @@ def test_a_graph_compile_collects_only_new_objects(graph_mode, monkeypatch):
     layer(ms.Tensor(np.ones((5, 3), np.float32)))
     assert len(frozen_at_collect) == 1 and frozen_at_collect[0] >= 0.9 * older
     assert gc.get_freeze_count() == 0
+
+    from mindone_ft.utils import compat
+
+    freezes = []
+    monkeypatch.setattr(compat, "gc", type("CountingGC", (RecordingGC,), {
+        "freeze": lambda self: (freezes.append(1), gc.freeze())[1]})())
+    layer(ms.Tensor(np.ones((5, 3), np.float32)))  # compiled already: nothing to freeze (a train step's calls)
+    assert freezes == [] and len(frozen_at_collect) == 1
 
     gc.freeze()
     try:

@@ -184,29 +184,26 @@ def reduce_scatter_sum_op():
 # `_JitExecutor` compiles `ms.jit` functions (PYNATIVE) and calls its own `_set_compile_cache_dep_files()`.
 
 
-@contextlib.contextmanager
-def collecting_only_new_objects():
-    """Within it, a full `gc.collect()` only scans objects created inside it.
+# MindSpore 2.10 runs a full `gc.collect()` right before every real Cell graph compile. With transformers, datasets
+# and a model loaded, that scans 0.27-0.55 million long-lived objects: 0.2-0.4 s a compile on CPU, measured (a
+# re-run's compile, loaded from the cache, takes about 1 s). So the objects older than the compile are frozen
+# (`gc.freeze()`) from just before that collection to the compile's end, and the collection scans only the rest.
+# Frozen objects are only skipped, never lost: they return to the oldest generation afterwards. Calls that find
+# their graph compiled do not freeze anything, and a process that froze objects itself (e.g. before forking
+# workers) is left as it is. One entry per compile running now (innermost last): whether it froze.
+_compiles_froze_gc: list = []
 
-    MindSpore 2.10 runs `gc.collect()` before every Cell graph compile. With transformers, datasets and a model loaded
-    that scans 0.27-0.55 million long-lived objects: 0.2-0.4 s a compile on CPU, measured (a re-run's compile, loaded
-    from the cache, takes about 1 s). Frozen objects are only skipped, never lost: they return to the oldest generation
-    on exit. A process that froze objects itself (`gc.freeze()`, e.g. before forking workers) is left as it is.
-    """
-    if gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
+
+def _freeze_before_compile_collect() -> None:
+    if _compiles_froze_gc and not _compiles_froze_gc[-1] and not gc.get_freeze_count():
+        gc.freeze()
+        _compiles_froze_gc[-1] = True
 
 
 def patch_graph_compile(wrapper) -> None:
     """Routes every Cell graph compile through `wrapper(compile, obj, args, kwargs)`, which must call
-    `compile(obj, *args, **kwargs)` and return its result. The compile's own `gc.collect()` only scans new objects
-    (`collecting_only_new_objects`)."""
+    `compile(obj, *args, **kwargs)` and return its result. A real compile's own `gc.collect()` only scans the
+    objects made since it started (see `_compiles_froze_gc`)."""
     from mindspore.graph import api
 
     original = api._CellGraphExecutor.compile
@@ -214,8 +211,12 @@ def patch_graph_compile(wrapper) -> None:
         return
 
     def compile(self, obj, *args, **kwargs):
-        with collecting_only_new_objects():
+        _compiles_froze_gc.append(False)
+        try:
             return wrapper(functools.partial(original, self), obj, args, kwargs)
+        finally:
+            if _compiles_froze_gc.pop():
+                gc.unfreeze()
 
     compile.__mindone_ft_wrapped__ = True
     api._CellGraphExecutor.compile = compile
@@ -238,6 +239,7 @@ def patch_compile_cache_dependencies(before_cell_compile, before_jit_compile, ex
 
     def set_cell_dependencies(self, phase):
         before_cell_compile()
+        _freeze_before_compile_collect()  # MindSpore's gc.collect() follows
         return cell_original(self, phase)
 
     def set_jit_dependencies(self):
