@@ -12,8 +12,8 @@
 Every measurement runs in its own subprocess, so MindSpore's process-wide mode (GRAPH/PYNATIVE) and the peak
 resident memory (RSS) belong to that measurement alone. mindone_ft's processes run with torch hidden, as on a
 machine without it (`torch_free_site/`: mindone_ft does not need torch; transformers would otherwise import the
-installed one, which costs ~310 MiB of RSS and ~2 s of start-up that a MindSpore job never uses). The parent prints a table, writes
-`benchmarks/results/latest.json` and regenerates `docs/performance.md`. Ratios (ours / PyTorch) are the
+installed one, which costs ~310 MiB of RSS and ~2 s of start-up that a MindSpore job never uses). The parent
+prints a table, writes `benchmarks/results/latest.json` and regenerates `docs/performance.md`. Ratios (ours / PyTorch) are the
 headline: absolute times move between machines, ratios measured in one run on one machine much less.
 """
 
@@ -965,7 +965,8 @@ def demo_rows(results):
         if "wall_s" not in res or "wall_s" not in fresh:
             rows.append([run, "error", "", "", "", ""])
             continue
-        rows.append([run, f"{res['wall_s']:.1f}", f"{1 - res['wall_s'] / fresh['wall_s']:.0%}", f"{res['cpu_s']:.1f}",
+        saved = "" if res is fresh else f"{1 - res['wall_s'] / fresh['wall_s']:.0%}"
+        rows.append([run, f"{res['wall_s']:.1f}", saved, f"{res['cpu_s']:.1f}",
                      f"{res['compiles']} ({res['cache_loads']} loaded), {res['compile_s']:.1f} s",
                      f"{res['eval_accuracy']:.3f}"])
     return rows if runs else []
@@ -1236,7 +1237,8 @@ def main():
         results.append((spec, measure(spec)))
         print("   ", results[-1][1], flush=True)
     peak = max((res.get("gflops_per_s", 0.0) for spec, res in results if spec["kind"] == "matmul"), default=0.0)
-    if args.families or args.lora or args.llama or args.gradient_checkpointing or args.startup or args.demo:  # keep the other rows (and their environment) of the last full run
+    # A partial run keeps the other rows (and their environment) of the last full run.
+    if args.families or args.lora or args.llama or args.gradient_checkpointing or args.startup or args.demo:
         with open(os.path.join(RESULTS_DIR, "latest.json")) as f:
             previous = json.load(f)
         if args.families:
