@@ -474,6 +474,17 @@ class CachedAttention(nn.Cell):
         return self.attend(query, key, value, attention_mask, Tensor([scaling], ms.float32))
 
 
+def cached_or_eager_attention(cached_attention: CachedAttention, query, key, value, attention_mask, scaling: float,
+                              softmax: nn.Cell, dropout: nn.Cell, kv_groups: int = 1):
+    """A decoder's attention over its unrepeated key/value heads: `cached_attention`'s kernel where it applies (a
+    decoding step on CPU, `CachedAttention.applies`), else `eager_attention` with each key/value head repeated for
+    the `kv_groups` query heads of its group. Returns `(context (batch, seq, heads, head_dim), probabilities)`."""
+    if cached_attention.applies(query, value, attention_mask):
+        return cached_attention(query, key, value, attention_mask, scaling)
+    return eager_attention(query, repeat_kv(key, kv_groups), repeat_kv(value, kv_groups), attention_mask, scaling,
+                           softmax, dropout)
+
+
 # The BatchMatMul primitive, not `ops.matmul`: its gradient is two BatchMatMuls with transpose flags, where
 # `ops.matmul`'s (MatMulExt) materialises each transposed operand first (~5% of a CPU train step, profiled).
 _matmul = ops.BatchMatMul()

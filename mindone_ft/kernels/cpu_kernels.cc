@@ -68,6 +68,18 @@ void AddChunkSums(const std::vector<float> &partial, int64_t chunks, int64_t col
   }
 }
 
+// y = softmax(x) over one row of `cols` values, the row's max subtracted first; y may be x (in place).
+void SoftmaxRow(const float *x, float *y, int64_t cols) {
+  float mx = x[0];
+  for (int64_t c = 1; c < cols; ++c) mx = x[c] > mx ? x[c] : mx;
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t c = 0; c < cols; ++c) { y[c] = expf(x[c] - mx); sum += y[c]; }
+  const float inv = 1.0f / sum;
+#pragma omp simd
+  for (int64_t c = 0; c < cols; ++c) y[c] *= inv;
+}
+
 bool AllFloat32(int nparam, const char **dtypes) {
   for (int i = 0; i < nparam; ++i) if (std::strcmp(dtypes[i], "float32") != 0) return false;
   return true;
@@ -115,18 +127,7 @@ extern "C" int SoftmaxForward(int nparam, void **params, int *ndims, int64_t **s
   const RowView view = Rows(ndims[0], shapes[0]);
   const int64_t rows = view.rows, cols = view.cols;
   ParallelFor(rows, 64, [&](int64_t, int64_t b, int64_t e) {
-    for (int64_t r = b; r < e; ++r) {
-      const float *xr = x + r * cols;
-      float *yr = y + r * cols;
-      float mx = xr[0];
-      for (int64_t c = 1; c < cols; ++c) mx = xr[c] > mx ? xr[c] : mx;
-      float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-      for (int64_t c = 0; c < cols; ++c) { yr[c] = expf(xr[c] - mx); sum += yr[c]; }
-      float inv = 1.0f / sum;
-#pragma omp simd
-      for (int64_t c = 0; c < cols; ++c) yr[c] *= inv;
-    }
+    for (int64_t r = b; r < e; ++r) SoftmaxRow(x + r * cols, y + r * cols, cols);
   });
   return 0;
 }
@@ -522,21 +523,14 @@ extern "C" int CachedAttention(int nparam, void **params, int *ndims, int64_t **
         const float *qs = q + (bh * seq + s) * dim;
         const float *mask_row = mask + ((mask_batch == 1 ? 0 : b) * mask_seq + (mask_seq == 1 ? 0 : s)) * capacity;
         float *p = probs + (bh * seq + s) * capacity;
-        float mx = -INFINITY;
         for (int64_t c = 0; c < capacity; ++c) {
           const float *kc = k_head + c * dim;
           float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
           for (int64_t i = 0; i < dim; ++i) dot += qs[i] * kc[i];
           p[c] = dot * scaling + mask_row[c];
-          mx = p[c] > mx ? p[c] : mx;
         }
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int64_t c = 0; c < capacity; ++c) { p[c] = expf(p[c] - mx); sum += p[c]; }
-        const float inv = 1.0f / sum;
-#pragma omp simd
-        for (int64_t c = 0; c < capacity; ++c) p[c] *= inv;
+        SoftmaxRow(p, p, capacity);  // the scores' softmax, in place
         std::fill(acc.begin(), acc.end(), 0.0f);
         for (int64_t c = 0; c < capacity; ++c) {
           const float pc = p[c];

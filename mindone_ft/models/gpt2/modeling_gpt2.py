@@ -33,10 +33,10 @@ from ...modeling_layers import (
     GradientCheckpointingLayer,
     LayerNorm,
     MultiHeadSelfAttention,
+    cached_or_eager_attention,
     causal_attention_mask,
     causal_lm_outputs,
     checkpointed_call,
-    eager_attention,
     get_activation,
     last_non_pad_token_logits,
     sequence_classification_outputs,
@@ -100,11 +100,8 @@ class GPT2Attention(MultiHeadSelfAttention):
             query, key = query.astype(ms.float32), key.astype(ms.float32)
             if attention_mask is not None:
                 attention_mask = attention_mask.astype(ms.float32)
-        if self.cached_attention.applies(query, value, attention_mask):  # a decoding step on CPU
-            context, probs = self.cached_attention(query, key, value, attention_mask, self.scaling)
-        else:
-            context, probs = eager_attention(query, key, value, attention_mask, self.scaling, self.softmax,
-                                             self.dropout)
+        context, probs = cached_or_eager_attention(self.cached_attention, query, key, value, attention_mask,
+                                                   self.scaling, self.softmax, self.dropout)
         context = context.reshape(batch_size, seq_length, self.embed_dim)
         return self.resid_dropout(self.c_proj(context)), probs, present
 

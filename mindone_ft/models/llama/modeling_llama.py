@@ -33,15 +33,14 @@ from ...modeling_layers import (
     RMSNorm,
     Softmax,
     apply_rotary_pos_emb,
+    cached_or_eager_attention,
     causal_attention_mask,
     causal_lm_outputs,
     checkpointed_call,
     cross_entropy,
-    eager_attention,
     get_activation,
     last_non_pad_token_logits,
     question_answering_loss,
-    repeat_kv,
     rotary_cos_sin,
     sequence_classification_outputs,
     slice_logits_to_keep,
@@ -186,14 +185,10 @@ class LlamaAttention(nn.Cell):
         query, key = apply_rotary_pos_emb(query, key, cos, sin)
         key, value = update_key_value_cache(past_key_value, key, value, cache_position)
         present = (key, value)
-        if self.cached_attention.applies(query, value, attention_mask):  # a decoding step on CPU
-            context, probs = self.cached_attention(query, key, value, attention_mask, self.scaling)
-        else:
-            key = repeat_kv(key, self.num_key_value_groups)
-            value = repeat_kv(value, self.num_key_value_groups)
-            context, probs = eager_attention(
-                query, key, value, attention_mask, self.scaling, self.softmax, self.attention_dropout
-            )
+        context, probs = cached_or_eager_attention(
+            self.cached_attention, query, key, value, attention_mask, self.scaling, self.softmax,
+            self.attention_dropout, self.num_key_value_groups,
+        )
         context = context.reshape(batch_size, seq_length, -1)
         return self.o_proj(context), probs, present
 
