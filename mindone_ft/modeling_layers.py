@@ -283,6 +283,7 @@ class Dropout(nn.Cell):
         self.use_cpu_kernel = self.p > 0 and compat.use_cpu_kernels()
         if self.use_cpu_kernel:
             self.draw_mask = cpu_kernels.dropout_mask_op()
+            self.draw_state = cpu_kernels.dropout_state_op()
             self.apply_mask = cpu_kernels.dropout_apply_op()
             self.p_tensor = Tensor([self.p], ms.float32)
             self.rng_state = Parameter(Tensor([compat.random_seed(), 0], ms.int64), name=RNG_STATE_NAME,
@@ -320,6 +321,15 @@ class Dropout(nn.Cell):
         return self.apply_mask(x.astype(ms.float32), mask, self.p_tensor).astype(x.dtype)
 
 
+    def stream_state(self):
+        """This call's `[seed, offset]` for a kernel that applies this dropout itself (`FusedAttention`), advancing
+        the stream as a `construct` call does: the kernel's mask is the one `construct` would draw (CPU kernel
+        only)."""
+        if self.replay_phase is None:
+            return self.draw_state(self.rng_state)
+        return self.replay_phase.stream_state(self)
+
+
 def mindspore_dropout_op(rate: float, seed: int) -> ops.Dropout:
     """MindSpore's dropout primitive with kernel seeds derived from `seed`. The kernel keeps its generator inside
     the compiled graph: a graph sees new seeds only when recompiled. It is never recomputed under gradient
@@ -343,6 +353,12 @@ class _DropoutReplayPhase:
             self.states.setdefault(id(dropout), []).append(dropout.rng_state.copy())
             return dropout.draw_mask(x, dropout.rng_state, dropout.p_tensor)
         return dropout.draw_mask(x, self.states[id(dropout)].pop(0), dropout.p_tensor)
+
+    def stream_state(self, dropout: Dropout):
+        if self.recording:
+            self.states.setdefault(id(dropout), []).append(dropout.rng_state.copy())
+            return dropout.draw_state(dropout.rng_state)
+        return self.states[id(dropout)].pop(0)
 
     def __enter__(self):
         for dropout in self.dropouts:
@@ -474,6 +490,66 @@ class CachedAttention(nn.Cell):
         return self.attend(query, key, value, attention_mask, Tensor([scaling], ms.float32))
 
 
+class FusedAttention(nn.Cell):
+    """`eager_attention`'s context in two mindone_ft CPU kernels (forward and backward) that never hold the
+    `(batch, heads, seq, keys)` scores, probabilities or dropout mask in memory: MindSpore 2.10's CPU graphs keep
+    every intermediate of a train step until it ends, and eager attention's nine such tensors per layer were a
+    third of a BERT train step's peak memory (measured; docs/performance_notes.md). The backward kernel recomputes
+    the probabilities from two numbers per row and redraws the dropout mask from the `Dropout` cell's stream, so
+    the masks are the ones `eager_attention` draws, also under gradient checkpointing.
+
+    `applies(...)` says when to call it: on CPU with the kernels (linked with MindSpore's oneDNN), float32, no
+    `head_mask`, the probabilities not asked for (`output_attentions`), a mask of shape `(batch or 1, heads or 1,
+    seq or 1, keys)` or none, and a dropout that is off or mindone_ft's CPU kernel; otherwise the caller runs
+    `eager_attention`.
+
+    Args:
+        mask_needs_gradient (`bool`): the additive mask carries learned values (MPNet's relative position bias),
+            so it needs a gradient, which the kernels do not compute: always `eager_attention`.
+    """
+
+    def __init__(self, mask_needs_gradient: bool = False):
+        super().__init__()
+        self.use_cpu_kernel = (not mask_needs_gradient and compat.use_cpu_kernels()
+                               and cpu_kernels.has_fused_attention())
+        if self.use_cpu_kernel:
+            self.attend = cpu_kernels.attention_op()
+            self.unused_dropout_state = Tensor([0, 0], ms.int64)
+
+    def applies(self, query, value, attention_mask, dropout: Dropout, head_mask=None,
+                output_attentions: bool = False) -> bool:
+        if not self.use_cpu_kernel or output_attentions or head_mask is not None:
+            return False
+        if query.dtype != ms.float32 or value.dtype != ms.float32:
+            return False
+        if dropout.training and dropout.p > 0 and not dropout.use_cpu_kernel:
+            return False
+        if attention_mask is None:
+            return True
+        mask_batch, mask_heads, mask_seq, mask_keys = attention_mask.shape
+        return (attention_mask.dtype == ms.float32 and mask_keys == value.shape[2] and
+                mask_batch in (1, query.shape[0]) and mask_heads in (1, query.shape[1]) and
+                mask_seq in (1, query.shape[2]))
+
+    def construct(self, query, key, value, attention_mask, dropout_state, scaling_and_rate):
+        """query `(batch, heads, seq, head_dim)`, key/value `(batch, kv_heads, keys, head_dim)` (unrepeated), additive
+        mask, the dropout's `stream_state()` and float32 `[scaling, dropout rate]` (see `fused_attention`, which
+        builds them). Returns the context `(batch, seq, heads, head_dim)`."""
+        return self.attend(query, key, value, attention_mask, dropout_state, scaling_and_rate)[0]
+
+
+def fused_attention(fused: FusedAttention, query, key, value, attention_mask, scaling: float, dropout: Dropout):
+    """`fused`'s context of `query`, `key`, `value` (where `fused.applies`), with `dropout`'s mask when it is on:
+    `(batch, seq, heads, head_dim)`, as `eager_attention`'s."""
+    if attention_mask is None:
+        attention_mask = ops.zeros((1, 1, 1, key.shape[2]), ms.float32)
+    if dropout.training and dropout.p > 0:
+        state, rate = dropout.stream_state(), dropout.p
+    else:
+        state, rate = fused.unused_dropout_state, 0.0
+    return fused(query, key, value, attention_mask, state, Tensor([scaling, rate], ms.float32))
+
+
 def cached_or_eager_attention(cached_attention: CachedAttention, query, key, value, attention_mask, scaling: float,
                               softmax: nn.Cell, dropout: nn.Cell, kv_groups: int = 1):
     """A decoder's attention over its unrepeated key/value heads: `cached_attention`'s kernel where it applies (a
@@ -500,9 +576,11 @@ class MultiHeadSelfAttention(nn.Cell):
         hidden_size (`int`): width of the hidden states, split evenly between the heads.
         num_attention_heads (`int`): number of heads.
         dropout_rate (`float`): dropout on the attention probabilities.
+        mask_needs_gradient (`bool`): the additive mask carries learned values (see `FusedAttention`).
     """
 
-    def __init__(self, hidden_size: int, num_attention_heads: int, dropout_rate: float):
+    def __init__(self, hidden_size: int, num_attention_heads: int, dropout_rate: float,
+                 mask_needs_gradient: bool = False):
         super().__init__()
         if hidden_size % num_attention_heads != 0:
             raise ValueError(
@@ -515,18 +593,25 @@ class MultiHeadSelfAttention(nn.Cell):
         self.scaling = self.attention_head_size**-0.5
         self.softmax = Softmax()
         self.dropout = Dropout(p=dropout_rate)
+        self.fused_attention = FusedAttention(mask_needs_gradient)
 
     def _split_heads(self, x):
         batch_size, seq_length = x.shape[0], x.shape[1]
         return x.view(batch_size, seq_length, self.num_attention_heads, self.attention_head_size).swapaxes(1, 2)
 
-    def attend(self, query, key, value, attention_mask=None, head_mask=None):
+    def attend(self, query, key, value, attention_mask=None, head_mask=None, output_attentions: bool = False):
         """Attention of the projected `query`, `key`, `value` `(batch, seq, all_head_size)`; `attention_mask` is
-        additive (see `eager_attention`). Returns `(context (batch, seq, all_head_size), probabilities)`."""
-        context, probs = eager_attention(
-            self._split_heads(query), self._split_heads(key), self._split_heads(value), attention_mask,
-            self.scaling, self.softmax, self.dropout, head_mask,
-        )
+        additive (see `eager_attention`). Returns `(context (batch, seq, all_head_size), probabilities)`; the
+        probabilities are None unless `output_attentions` (or `head_mask`) makes it run `eager_attention` rather
+        than `FusedAttention`."""
+        query, key, value = self._split_heads(query), self._split_heads(key), self._split_heads(value)
+        if self.fused_attention.applies(query, value, attention_mask, self.dropout, head_mask, output_attentions):
+            context = fused_attention(self.fused_attention, query, key, value, attention_mask, self.scaling,
+                                      self.dropout)
+            probs = None
+        else:
+            context, probs = eager_attention(query, key, value, attention_mask, self.scaling, self.softmax,
+                                             self.dropout, head_mask)
         context = context.reshape(context.shape[0], context.shape[1], self.all_head_size)
         return context, probs
 

@@ -14,11 +14,15 @@ from mindone_ft.modeling_layers import (
     CachedAttention,
     Conv1D,
     Dropout,
+    FusedAttention,
     LayerNorm,
     Linear,
     Softmax,
     dtype_min,
+    eager_attention,
+    fused_attention,
     get_activation,
+    repeat_kv,
 )
 from mindone_ft.utils import compat
 
@@ -219,6 +223,90 @@ def test_cached_attention_matches_eager_attention_in_float64(threads, mode, seq,
         assert_close(actual.asnumpy(), expected.grad.numpy(), rtol=1e-5, name=f"{name} grad")
     cell.set_train(True)
     assert not cell.applies(ms.Tensor(query), ms.Tensor(value), ms.Tensor(mask))
+
+
+class AttentionOfOneLayer(nn.Cell):
+    """A layer's attention with its dropout: `FusedAttention`'s kernels, or `eager_attention` (the reference)."""
+
+    def __init__(self, rate: float, groups: int, fused: bool):
+        super().__init__()
+        self.dropout, self.softmax, self.fused_attention = Dropout(rate), Softmax(), FusedAttention()
+        self.groups, self.fused = groups, fused
+
+    def construct(self, query, key, value, mask):
+        scaling = query.shape[-1] ** -0.5
+        if self.fused:
+            return fused_attention(self.fused_attention, query, key, value, mask, scaling, self.dropout)
+        return eager_attention(query, repeat_kv(key, self.groups), repeat_kv(value, self.groups), mask, scaling,
+                               self.softmax, self.dropout)[0]
+
+
+@pytest.mark.skipif(not cpu.has_fused_attention(), reason="kernels built without MindSpore's oneDNN")
+@pytest.mark.parametrize("mode", ["GRAPH_MODE", "PYNATIVE_MODE"])
+@pytest.mark.parametrize("mask_shape", ["padding", "per_head", "causal", "none"])
+def test_fused_attention_matches_eager_attention_with_the_same_dropout_masks(threads, mode, mask_shape):
+    """Context and query/key/value gradients of the fused kernels against eager attention on the same dropout
+    stream: 6 query heads on 3 key/value heads, 200 keys (three blocks of query rows in the kernels), odd head size,
+    masks as BERT (per row), MPNet (bias per head) and decoders (causal) make them; the stream advances once a call."""
+    ms.set_context(mode=getattr(ms, mode))
+    batch, heads, kv_heads, seq, dim, rate = 2, 6, 3, 200, 17, 0.2
+    rng = np.random.default_rng(len(mask_shape))
+    query = rng.standard_normal((batch, heads, seq, dim)).astype(np.float32)
+    key, value = (rng.standard_normal((batch, kv_heads, seq, dim)).astype(np.float32) for _ in range(2))
+    mask = {
+        "padding": np.where(rng.random((batch, 1, 1, seq)) > 0.3, 0.0, dtype_min(ms.float32)),
+        "per_head": rng.standard_normal((1, heads, seq, seq)),
+        "causal": np.triu(np.full((seq, seq), dtype_min(ms.float32)), 1)[None, None].repeat(batch, 0),
+        "none": None,
+    }[mask_shape]
+    if mask is not None:
+        mask[..., 0] = 0.0  # every query sees a key
+        mask = ms.Tensor(mask.astype(np.float32))
+    upstream = ms.Tensor(rng.standard_normal((batch, seq, heads, dim)).astype(np.float32))
+    results = {}
+    for fused in (True, False):
+        layer = AttentionOfOneLayer(rate, heads // kv_heads, fused)
+        layer.set_train(True)
+        layer.dropout.reseed(1234)
+        assert layer.fused_attention.applies(ms.Tensor(query), ms.Tensor(value), mask, layer.dropout)
+
+        def weighted(q, k, v):
+            context = layer(q, k, v, mask)
+            return (context * upstream).sum(), context
+
+        (_, context), grads = ms.value_and_grad(weighted, grad_position=(0, 1, 2), has_aux=True)(
+            ms.Tensor(query), ms.Tensor(key), ms.Tensor(value))
+        results[fused] = [context.asnumpy()] + [g.asnumpy() for g in grads] + [layer.dropout.rng_state.asnumpy()]
+    for name, actual, expected in zip(("context", "query grad", "key grad", "value grad"), results[True],
+                                      results[False]):
+        assert_close(actual, expected, rtol=2e-6, name=name)
+    np.testing.assert_array_equal(results[True][-1], [1234, 1])
+    np.testing.assert_array_equal(results[False][-1], [1234, 1])
+
+
+@pytest.mark.skipif(not cpu.has_fused_attention(), reason="kernels built without MindSpore's oneDNN")
+def test_fused_attention_in_eval_mode_is_softmax_attention_in_float64(threads):
+    """No dropout at inference (the stream stays put); the context against float64 softmax attention."""
+    batch, heads, seq, keys, dim = 3, 4, 5, 33, 8
+    rng = np.random.default_rng(3)
+    query = rng.standard_normal((batch, heads, seq, dim)).astype(np.float32)
+    key, value = (rng.standard_normal((batch, heads, keys, dim)).astype(np.float32) for _ in range(2))
+    mask = rng.standard_normal((batch, 1, seq, keys)).astype(np.float32)
+    layer = AttentionOfOneLayer(0.5, 1, fused=True)
+    layer.set_train(False)
+    context = layer(ms.Tensor(query), ms.Tensor(key), ms.Tensor(value), ms.Tensor(mask)).asnumpy()
+    scores = query.astype(np.float64) @ key.astype(np.float64).swapaxes(-1, -2) * dim**-0.5 + mask
+    probs = np.exp(scores - scores.max(-1, keepdims=True))
+    expected = ((probs / probs.sum(-1, keepdims=True)) @ value).swapaxes(1, 2)
+    assert_close(context, expected, rtol=1e-6, name="context")
+    assert layer.dropout.rng_state.asnumpy()[1] == 0
+    # what the kernels do not take: another dtype, probabilities asked for, a head mask, a mask of another shape
+    fused, dropout = layer.fused_attention, layer.dropout
+    assert not fused.applies(ms.Tensor(query).astype(ms.float16), ms.Tensor(value), ms.Tensor(mask), dropout)
+    assert not fused.applies(ms.Tensor(query), ms.Tensor(value), ms.Tensor(mask), dropout, output_attentions=True)
+    assert not fused.applies(ms.Tensor(query), ms.Tensor(value), ms.Tensor(mask), dropout,
+                             head_mask=ms.Tensor(np.ones((1, heads, 1, 1), np.float32)))
+    assert not fused.applies(ms.Tensor(query), ms.Tensor(value), ms.Tensor(mask[:, :, :, :-1]), dropout)
 
 
 def test_sum_of_squares_over_many_tensors_matches_float64(threads):

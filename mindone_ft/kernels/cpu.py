@@ -56,6 +56,16 @@ def _compiler() -> Optional[str]:
     return os.environ.get("CXX") or shutil.which("g++") or shutil.which("c++")
 
 
+def _onednn_link_flags() -> list:
+    """Flags that link MindSpore's own oneDNN (the fused attention's matrix products), placed after the source;
+    [] where the wheel has none (the library is then built without `AttentionForward`/`AttentionBackward`)."""
+    lib_dir = Path(ms.__file__).parent / "lib"
+    found = sorted(lib_dir.glob("libdnnl.so.*"))
+    if not found:
+        return []
+    return ["-DMINDONE_FT_DNNL", f"-L{lib_dir}", f"-l:{found[-1].name}", f"-Wl,-rpath,{lib_dir}"]
+
+
 @functools.lru_cache(maxsize=None)
 def library_path() -> Optional[str]:
     """Path of the compiled kernel library, building it on first use; None when it cannot be built."""
@@ -63,8 +73,9 @@ def library_path() -> Optional[str]:
     if platform.system() != "Linux" or compiler is None:
         logger.warning("No C++ compiler found: mindone_ft uses MindSpore's slower portable ops on CPU.")
         return None
+    link_flags = _onednn_link_flags()
     key = hashlib.sha256(
-        "\0".join([SOURCE.read_text(), compiler, *CXX_FLAGS, _cpu_flags()]).encode()
+        "\0".join([SOURCE.read_text(), compiler, *CXX_FLAGS, *link_flags, _cpu_flags()]).encode()
     ).hexdigest()[:16]
     target = _cache_dir() / key / "cpu_kernels.so"
     if target.exists():
@@ -75,8 +86,8 @@ def library_path() -> Optional[str]:
         # Built under a temporary name and renamed: concurrent ranks never load a half-written library.
         fd, partial = tempfile.mkstemp(suffix=".so", dir=target.parent)
         os.close(fd)
-        subprocess.run([compiler, *CXX_FLAGS, "-o", partial, str(SOURCE)], check=True, capture_output=True,
-                       text=True)
+        subprocess.run([compiler, *CXX_FLAGS, "-o", partial, str(SOURCE), *link_flags], check=True,
+                       capture_output=True, text=True)
         os.replace(partial, target)
     except (OSError, subprocess.CalledProcessError) as err:
         detail = getattr(err, "stderr", "") or str(err)
@@ -121,6 +132,12 @@ def _loaded_library() -> str:
         raise RuntimeError("mindone_ft's CPU kernels are not available; check `available()` before using them.")
     ctypes.CDLL(path).SetNumThreads(num_threads())
     return path
+
+
+@functools.lru_cache(maxsize=None)
+def has_fused_attention() -> bool:
+    """Whether the library has the fused attention kernels (it was linked with MindSpore's oneDNN)."""
+    return available() and hasattr(ctypes.CDLL(_loaded_library()), "HasFusedAttention")
 
 
 def _custom(name: str, out_shape, out_dtype, bprop=None):
@@ -202,6 +219,19 @@ def dropout_mask_op():
     return op
 
 
+def dropout_state_op():
+    """`op(state)` -> this call's `[seed, offset]` (int64, a copy of `state`), adding one to `state`'s offset in place:
+    the stream state of a kernel that draws its dropout mask itself (`attention_op`), element for element the mask
+    `dropout_mask_op` would draw for a tensor of the same shape. Never recomputed, like `dropout_mask_op`."""
+
+    def bprop(state, out, dout):
+        return (ops.zeros_like(state),)
+
+    op = _custom("DropoutState", lambda state: state, lambda state: state, bprop)
+    op.recompute(False)
+    return op
+
+
 def dropout_apply_op():
     """`op(x, mask, p)` -> `x * mask / (1 - p)` (float32), whose gradient is the same function of the incoming
     gradient."""
@@ -279,6 +309,32 @@ def cached_attention_op():
         "CachedAttention",
         lambda q, k, v, m, s: ([q[0], q[2], q[1], q[3]], [q[0], q[1], q[2], k[2]]),
         lambda q, k, v, m, s: (q, q),
+        bprop,
+    )
+
+
+def attention_op():
+    """`op(query, key, value, mask, dropout_state, scaling_and_p)` -> `(context, stats)`:
+    `dropout(softmax(query . key * scaling + mask)) @ value` without the `(B, H, S, K)` probabilities in memory, for
+    training and full-sequence inference. query `(B, H, S, D)`, key/value `(B, Hkv, K, D)` (heads shared by groups
+    of query heads, no repeat_kv), additive mask `(1 or B, 1 or H, 1 or S, K)`, `dropout_state` int64 `[seed,
+    offset]` from `dropout_state_op` (the mask is the one `Dropout` would draw over the probabilities), float32
+    `[scaling, p]`; context `(B, S, H, D)`, stats `(B, H, S, 2)` (each row's softmax max and 1 / sum, which the
+    gradient recomputes the probabilities from). The mask, the state and the scalars get zero gradients."""
+    backward = _custom(
+        "AttentionBackward",
+        lambda q, k, v, m, st, sp, stats, dc: (q, k, v),
+        lambda q, k, v, m, st, sp, stats, dc: (q, k, v),
+    )
+
+    def bprop(query, key, value, mask, state, scaling_and_p, out, dout):
+        dquery, dkey, dvalue = backward(query, key, value, mask, state, scaling_and_p, out[1], dout[0])
+        return dquery, dkey, dvalue, ops.zeros_like(mask), ops.zeros_like(state), ops.zeros_like(scaling_and_p)
+
+    return _custom(
+        "AttentionForward",
+        lambda q, k, v, m, st, sp: ([q[0], q[2], q[1], q[3]], [q[0], q[1], q[2], 2]),
+        lambda q, k, v, m, st, sp: (q, q),
         bprop,
     )
 

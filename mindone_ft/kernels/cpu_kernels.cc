@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -69,7 +70,11 @@ void AddChunkSums(const std::vector<float> &partial, int64_t chunks, int64_t col
 }
 
 // y = softmax(x) over one row of `cols` values, the row's max subtracted first; y may be x (in place).
-void SoftmaxRow(const float *x, float *y, int64_t cols) {
+// Returns the row's max and 1 / sum: `SoftmaxRowFromStats` recomputes y from them bit for bit.
+struct SoftmaxStats {
+  float max, inv_sum;
+};
+SoftmaxStats SoftmaxRow(const float *x, float *y, int64_t cols) {
   float mx = x[0];
   for (int64_t c = 1; c < cols; ++c) mx = x[c] > mx ? x[c] : mx;
   float sum = 0.0f;
@@ -78,6 +83,13 @@ void SoftmaxRow(const float *x, float *y, int64_t cols) {
   const float inv = 1.0f / sum;
 #pragma omp simd
   for (int64_t c = 0; c < cols; ++c) y[c] *= inv;
+  return {mx, inv};
+}
+
+// SoftmaxRow's y again, from its stats (the same two roundings per value); y may be x.
+void SoftmaxRowFromStats(const float *x, float *y, int64_t cols, SoftmaxStats stats) {
+#pragma omp simd
+  for (int64_t c = 0; c < cols; ++c) y[c] = expf(x[c] - stats.max) * stats.inv_sum;
 }
 
 bool AllFloat32(int nparam, const char **dtypes) {
@@ -342,6 +354,16 @@ inline uint64_t Mix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ULL;
+
+// The keep decisions of one dropout call: element i is kept when the top 24 bits of
+// SplitMix64(key(seed, offset) + (i + 1) * golden) are at least p * 2^24 (see DropoutMask).
+struct DropoutStream {
+  uint64_t key, threshold;
+  DropoutStream(const int64_t *state, float p)
+      : key(Mix64(static_cast<uint64_t>(state[0]) ^ Mix64(static_cast<uint64_t>(state[1]) + kGolden))),
+        threshold(static_cast<uint64_t>(std::llround(static_cast<double>(p) * (1 << 24)))) {}
+  bool Kept(int64_t i) const { return (Mix64(key + static_cast<uint64_t>(i + 1) * kGolden) >> 40) >= threshold; }
+};
 }  // namespace
 
 // Dropout with a counter-based random stream: element i of call `offset` of a cell seeded `seed` is kept when
@@ -359,12 +381,23 @@ extern "C" int DropoutMask(int nparam, void **params, int *ndims, int64_t **shap
   const int64_t *state = static_cast<const int64_t *>(params[1]);
   const float p = *static_cast<const float *>(params[2]);
   uint8_t *mask = static_cast<uint8_t *>(params[3]);
-  const uint64_t key = Mix64(static_cast<uint64_t>(state[0]) ^ Mix64(static_cast<uint64_t>(state[1]) + kGolden));
-  const uint64_t threshold = static_cast<uint64_t>(std::llround(static_cast<double>(p) * (1 << 24)));
+  const DropoutStream stream(state, p);
   ParallelFor(Numel(ndims[0], shapes[0]), 1 << 15, [&](int64_t, int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) mask[i] = (Mix64(key + static_cast<uint64_t>(i + 1) * kGolden) >> 40) >= threshold;
+    for (int64_t i = b; i < e; ++i) mask[i] = stream.Kept(i);
   });
   ++static_cast<int64_t *>(params[1])[1];
+  return 0;
+}
+
+// This call's stream state for kernels that draw their mask themselves (AttentionForward): input state (int64
+// [2]: seed, offset), output a copy of it; the input's offset is incremented in place, as DropoutMask does.
+extern "C" int DropoutState(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *, void *) {
+  if (nparam != 2 || std::strcmp(dtypes[0], "int64") != 0 || std::strcmp(dtypes[1], "int64") != 0 ||
+      Numel(ndims[0], shapes[0]) != 2 || Numel(ndims[1], shapes[1]) != 2)
+    return 1;
+  int64_t *state = static_cast<int64_t *>(params[0]);
+  std::copy(state, state + 2, static_cast<int64_t *>(params[1]));
+  ++state[1];
   return 0;
 }
 
@@ -544,3 +577,207 @@ extern "C" int CachedAttention(int nparam, void **params, int *ndims, int64_t **
   });
   return 0;
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// Attention for training and full-sequence inference, in two kernels that never write the (batch, heads, seq,
+// keys) scores, probabilities or dropout mask to memory. MindSpore 2.10's CPU graphs keep every intermediate of
+// a train step until the step ends, and eager attention makes about nine such tensors per layer (scores, scaled,
+// masked, softmax, mask, dropped, and their gradients): ~690 MB of a 6-layer 384-wide BERT step at batch 16 x 128,
+// a third of its peak memory (measured). AttentionForward keeps two floats per query row (the softmax's max and
+// 1 / sum); AttentionBackward recomputes each block of probabilities from them and redraws the dropout mask from
+// its counter-based stream. The products are oneDNN's sgemm (MindSpore's own CPU matmul library), one head and a
+// block of query rows at a time, so the scores live in a per-thread buffer that stays in cache.
+// Built only with MindSpore's oneDNN (cpu.py passes -DMINDONE_FT_DNNL and links it).
+// ---------------------------------------------------------------------------------------------------------------
+#ifdef MINDONE_FT_DNNL
+extern "C" int dnnl_sgemm(char transa, char transb, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                          int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
+
+namespace {
+// Row-major C = alpha * op(A) op(B) + beta * C on the calling thread: MindSpore's oneDNN is built for a threadpool
+// that MindSpore activates only around its own kernels, so here it runs sequentially (our threads split the heads).
+bool Gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, const float *a, int64_t lda,
+          const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+  return dnnl_sgemm(transpose_a ? 'T' : 'N', transpose_b ? 'T' : 'N', m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc) == 0;
+}
+
+// The operands of both attention kernels: query (B, H, S, D), key and value (B, Hkv, K, D) with H a multiple of
+// Hkv (query head h reads key/value head h / (H / Hkv), as repeat_kv arranges), an additive mask (Mb, Mh, Ms, K)
+// with Mb in {1, B}, Mh in {1, H}, Ms in {1, S}, the dropout stream state (int64 [2], this call's seed and offset)
+// and float32 [scaling, dropout p]. The context is (B, S, H, D), heads merged by the caller's reshape.
+struct Attention {
+  const float *q, *key, *value, *mask;
+  const int64_t *state;
+  float scaling, p;
+  int64_t batch, heads, seq, dim, kv_heads, keys, mask_batch, mask_heads, mask_seq, groups, block_rows;
+
+  bool Read(void **params, int *ndims, int64_t **shapes, const char **dtypes) {
+    for (int i = 0; i < 4; ++i)
+      if (ndims[i] != 4 || std::strcmp(dtypes[i], "float32") != 0) return false;
+    if (std::strcmp(dtypes[4], "int64") != 0 || Numel(ndims[4], shapes[4]) != 2 ||
+        std::strcmp(dtypes[5], "float32") != 0 || Numel(ndims[5], shapes[5]) != 2)
+      return false;
+    q = static_cast<const float *>(params[0]);
+    key = static_cast<const float *>(params[1]);
+    value = static_cast<const float *>(params[2]);
+    mask = static_cast<const float *>(params[3]);
+    state = static_cast<const int64_t *>(params[4]);
+    scaling = static_cast<const float *>(params[5])[0];
+    p = static_cast<const float *>(params[5])[1];
+    batch = shapes[0][0], heads = shapes[0][1], seq = shapes[0][2], dim = shapes[0][3];
+    kv_heads = shapes[1][1], keys = shapes[1][2];
+    mask_batch = shapes[3][0], mask_heads = shapes[3][1], mask_seq = shapes[3][2];
+    for (int i = 1; i < 3; ++i)
+      if (shapes[i][0] != batch || shapes[i][1] != kv_heads || shapes[i][2] != keys || shapes[i][3] != dim) return false;
+    if (kv_heads == 0 || heads % kv_heads != 0 || shapes[3][3] != keys || (mask_batch != 1 && mask_batch != batch) ||
+        (mask_heads != 1 && mask_heads != heads) || (mask_seq != 1 && mask_seq != seq) || !(p >= 0.0f && p < 1.0f))
+      return false;
+    groups = heads / kv_heads;
+    // ~64 KB of scores per block: in L2 with the head's keys and values
+    block_rows = std::max<int64_t>(1, std::min<int64_t>(seq, (int64_t{1} << 14) / std::max<int64_t>(keys, 1)));
+    return true;
+  }
+  const float *KeyHead(int64_t b, int64_t h) const { return key + (b * kv_heads + h / groups) * keys * dim; }
+  const float *ValueHead(int64_t b, int64_t h) const { return value + (b * kv_heads + h / groups) * keys * dim; }
+  const float *MaskRow(int64_t b, int64_t h, int64_t s) const {
+    return mask + (((mask_batch == 1 ? 0 : b) * mask_heads + (mask_heads == 1 ? 0 : h)) * mask_seq +
+                   (mask_seq == 1 ? 0 : s)) * keys;
+  }
+  // scores[r, :] = (q . k) * scaling + mask for query rows [s0, s0 + rows) of head (b, h), as eager attention
+  // rounds them (the product, then the scaling, then the mask).
+  bool Scores(int64_t b, int64_t h, int64_t s0, int64_t rows, float *scores) const {
+    if (!Gemm(false, true, rows, keys, dim, q + ((b * heads + h) * seq + s0) * dim, dim, KeyHead(b, h), dim, 0.0f,
+              scores, keys))
+      return false;
+    for (int64_t r = 0; r < rows; ++r) {
+      const float *mask_row = MaskRow(b, h, s0 + r);
+      float *row = scores + r * keys;
+#pragma omp simd
+      for (int64_t c = 0; c < keys; ++c) row[c] = row[c] * scaling + mask_row[c];
+    }
+    return true;
+  }
+  // Index of probability (b, h, s, 0) in the (B, H, S, K) tensor eager attention's Dropout draws over.
+  int64_t ProbsIndex(int64_t b, int64_t h, int64_t s) const { return ((b * heads + h) * seq + s) * keys; }
+};
+}  // namespace
+
+extern "C" int HasFusedAttention() { return 1; }
+
+// Inputs: query, key, value, mask, dropout state, [scaling, p] (see Attention). Outputs: context (B, S, H, D) =
+// dropout(softmax(scores)) @ value with eager attention's dropout mask for this state, and stats (B, H, S, 2):
+// each row's softmax max and 1 / sum.
+extern "C" int AttentionForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *, void *) {
+  Attention a;
+  if (nparam != 8 || !a.Read(params, ndims, shapes, dtypes) || std::strcmp(dtypes[6], "float32") != 0 ||
+      std::strcmp(dtypes[7], "float32") != 0)
+    return 1;
+  float *context = static_cast<float *>(params[6]);
+  float *stats = static_cast<float *>(params[7]);
+  const DropoutStream stream(a.state, a.p);
+  const float keep_scale = 1.0f / (1.0f - a.p);
+  std::atomic<bool> ok{true};
+  ParallelFor(a.batch * a.heads, 1, [&](int64_t, int64_t begin, int64_t end) {
+    std::vector<float> probs(a.block_rows * a.keys);
+    for (int64_t bh = begin; bh < end; ++bh) {
+      const int64_t b = bh / a.heads, h = bh % a.heads;
+      for (int64_t s0 = 0; s0 < a.seq; s0 += a.block_rows) {
+        const int64_t rows = std::min(a.block_rows, a.seq - s0);
+        if (!a.Scores(b, h, s0, rows, probs.data())) { ok = false; return; }
+        for (int64_t r = 0; r < rows; ++r) {
+          float *row = probs.data() + r * a.keys;
+          const SoftmaxStats row_stats = SoftmaxRow(row, row, a.keys);
+          stats[(bh * a.seq + s0 + r) * 2] = row_stats.max;
+          stats[(bh * a.seq + s0 + r) * 2 + 1] = row_stats.inv_sum;
+          if (a.p > 0.0f) {
+            const int64_t first = a.ProbsIndex(b, h, s0 + r);
+            for (int64_t c = 0; c < a.keys; ++c) row[c] = stream.Kept(first + c) ? row[c] * keep_scale : 0.0f;
+          }
+        }
+        if (!Gemm(false, false, rows, a.dim, a.keys, probs.data(), a.keys, a.ValueHead(b, h), a.dim, 0.0f,
+                  context + ((b * a.seq + s0) * a.heads + h) * a.dim, a.heads * a.dim)) { ok = false; return; }
+      }
+    }
+  });
+  return ok ? 0 : 1;
+}
+
+// Inputs: query, key, value, mask, dropout state, [scaling, p] (as given to AttentionForward), its stats, and
+// dcontext (B, S, H, D). Outputs: dquery (B, H, S, D), dkey and dvalue (B, Hkv, K, D), summed over each key/value
+// head's query heads. Per block: probs from the stats, dvalue += dropped^T dcontext, dprobs = mask * (dcontext
+// value^T) / (1 - p), dscores = probs * (dprobs - rowsum(dprobs * probs)) * scaling, dquery = dscores key,
+// dkey += dscores^T query: eager attention's gradient, in its order of roundings up to the sums' order.
+extern "C" int AttentionBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *, void *) {
+  Attention a;
+  if (nparam != 11 || !a.Read(params, ndims, shapes, dtypes) || !AllFloat32(nparam - 6, dtypes + 6)) return 1;
+  const float *stats = static_cast<const float *>(params[6]);
+  const float *dcontext = static_cast<const float *>(params[7]);
+  float *dquery = static_cast<float *>(params[8]);
+  float *dkey = static_cast<float *>(params[9]);
+  float *dvalue = static_cast<float *>(params[10]);
+  if (shapes[7][0] != a.batch || shapes[7][1] != a.seq || shapes[7][2] != a.heads || shapes[7][3] != a.dim) return 1;
+  const DropoutStream stream(a.state, a.p);
+  const float keep_scale = 1.0f / (1.0f - a.p);
+  const int64_t head_size = a.keys * a.dim;
+  std::atomic<bool> ok{true};
+  // One task per key/value head: it owns that head's dkey and dvalue, summed over its group of query heads.
+  ParallelFor(a.batch * a.kv_heads, 1, [&](int64_t, int64_t begin, int64_t end) {
+    std::vector<float> probs(a.block_rows * a.keys), work(a.block_rows * a.keys);
+    std::vector<uint8_t> kept(a.block_rows * a.keys);
+    for (int64_t bkv = begin; bkv < end; ++bkv) {
+      const int64_t b = bkv / a.kv_heads;
+      float *dk = dkey + bkv * head_size, *dv = dvalue + bkv * head_size;
+      std::fill(dk, dk + head_size, 0.0f);
+      std::fill(dv, dv + head_size, 0.0f);
+      for (int64_t h = (bkv % a.kv_heads) * a.groups; h < (bkv % a.kv_heads + 1) * a.groups; ++h) {
+        const int64_t bh = b * a.heads + h;
+        for (int64_t s0 = 0; s0 < a.seq; s0 += a.block_rows) {
+          const int64_t rows = std::min(a.block_rows, a.seq - s0), n = rows * a.keys;
+          const float *dcontext_block = dcontext + ((b * a.seq + s0) * a.heads + h) * a.dim;
+          if (!a.Scores(b, h, s0, rows, probs.data())) { ok = false; return; }
+          for (int64_t r = 0; r < rows; ++r) {
+            const float *st = stats + (bh * a.seq + s0 + r) * 2;
+            SoftmaxRowFromStats(probs.data() + r * a.keys, probs.data() + r * a.keys, a.keys, {st[0], st[1]});
+          }
+          const float *dropped = probs.data();
+          if (a.p > 0.0f) {
+            for (int64_t r = 0; r < rows; ++r) {
+              const int64_t first = a.ProbsIndex(b, h, s0 + r);
+              for (int64_t c = 0; c < a.keys; ++c) kept[r * a.keys + c] = stream.Kept(first + c);
+            }
+#pragma omp simd
+            for (int64_t i = 0; i < n; ++i) work[i] = kept[i] ? probs[i] * keep_scale : 0.0f;
+            dropped = work.data();
+          }
+          // dvalue += dropped^T dcontext, then work = dcontext value^T (the gradient of the dropped probs)
+          if (!Gemm(true, false, a.keys, a.dim, rows, dropped, a.keys, dcontext_block, a.heads * a.dim, 1.0f, dv,
+                    a.dim) ||
+              !Gemm(false, true, rows, a.keys, a.dim, dcontext_block, a.heads * a.dim, a.ValueHead(b, h), a.dim, 0.0f,
+                    work.data(), a.keys)) { ok = false; return; }
+          for (int64_t r = 0; r < rows; ++r) {
+            float *dprobs = work.data() + r * a.keys, *pr = probs.data() + r * a.keys;
+            if (a.p > 0.0f) {
+              const uint8_t *kept_row = kept.data() + r * a.keys;
+#pragma omp simd
+              for (int64_t c = 0; c < a.keys; ++c) dprobs[c] = kept_row[c] ? dprobs[c] * keep_scale : 0.0f;
+            }
+            float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+            for (int64_t c = 0; c < a.keys; ++c) dot += pr[c] * dprobs[c];
+#pragma omp simd
+            for (int64_t c = 0; c < a.keys; ++c) pr[c] = pr[c] * (dprobs[c] - dot) * a.scaling;  // dscores, in place
+          }
+          const float *q_block = a.q + (bh * a.seq + s0) * a.dim;
+          if (!Gemm(false, false, rows, a.dim, a.keys, probs.data(), a.keys, a.KeyHead(b, h), a.dim, 0.0f,
+                    dquery + (bh * a.seq + s0) * a.dim, a.dim) ||
+              !Gemm(true, false, a.keys, a.dim, rows, probs.data(), a.keys, q_block, a.dim, 1.0f, dk, a.dim)) {
+            ok = false;
+            return;
+          }
+        }
+      }
+    }
+  });
+  return ok ? 0 : 1;
+}
+#endif  // MINDONE_FT_DNNL

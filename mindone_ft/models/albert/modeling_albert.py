@@ -64,8 +64,8 @@ class AlbertAttention(BertSelfAttention):
         self.output_dropout = Dropout(p=config.hidden_dropout_prob)
         self.LayerNorm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
-    def construct(self, hidden_states, attention_mask=None):
-        context, probs = super(AlbertAttention, self).construct(hidden_states, attention_mask)
+    def construct(self, hidden_states, attention_mask=None, output_attentions=False):
+        context, probs = super(AlbertAttention, self).construct(hidden_states, attention_mask, None, output_attentions)
         attention_output = self.output_dropout(self.dense(context))
         return self.LayerNorm(hidden_states + attention_output), probs
 
@@ -86,8 +86,8 @@ class AlbertLayer(nn.Cell):
         self.ffn_output = Linear(config.intermediate_size, config.hidden_size)
         self.activation = get_activation(config.hidden_act)
 
-    def construct(self, hidden_states, attention_mask=None):
-        attention_output, probs = self.attention(hidden_states, attention_mask)
+    def construct(self, hidden_states, attention_mask=None, output_attentions=False):
+        attention_output, probs = self.attention(hidden_states, attention_mask, output_attentions)
         ffn_output = self.ffn_output(self.activation(self.ffn(attention_output)))
         return self.full_layer_layer_norm(ffn_output + attention_output), probs
 
@@ -105,7 +105,7 @@ class AlbertLayerGroup(GradientCheckpointingLayer):
         all_hidden_states = ()
         all_attentions = ()
         for albert_layer in self.albert_layers:
-            hidden_states, probs = albert_layer(hidden_states, attention_mask)
+            hidden_states, probs = albert_layer(hidden_states, attention_mask, output_attentions)
             if output_hidden_states:
                 all_hidden_states = all_hidden_states + (hidden_states,)
             if output_attentions:

@@ -93,9 +93,10 @@ class BertSelfAttention(MultiHeadSelfAttention):
         self.key = Linear(config.hidden_size, self.all_head_size)
         self.value = Linear(config.hidden_size, self.all_head_size)
 
-    def construct(self, hidden_states, attention_mask=None, head_mask=None):
+    def construct(self, hidden_states, attention_mask=None, head_mask=None, output_attentions=False):
         return self.attend(
-            self.query(hidden_states), self.key(hidden_states), self.value(hidden_states), attention_mask, head_mask
+            self.query(hidden_states), self.key(hidden_states), self.value(hidden_states), attention_mask, head_mask,
+            output_attentions,
         )
 
 
@@ -117,8 +118,8 @@ class BertAttention(nn.Cell):
         self.self = BertSelfAttention(config)
         self.output = BertSelfOutput(config)
 
-    def construct(self, hidden_states, attention_mask=None, head_mask=None):
-        context, probs = self.self(hidden_states, attention_mask, head_mask)
+    def construct(self, hidden_states, attention_mask=None, head_mask=None, output_attentions=False):
+        context, probs = self.self(hidden_states, attention_mask, head_mask, output_attentions)
         return self.output(context, hidden_states), probs
 
 
@@ -151,8 +152,8 @@ class BertLayer(GradientCheckpointingLayer):
         self.intermediate = BertIntermediate(config)
         self.output = BertOutput(config)
 
-    def construct(self, hidden_states, attention_mask=None, head_mask=None):
-        attention_output, probs = self.attention(hidden_states, attention_mask, head_mask)
+    def construct(self, hidden_states, attention_mask=None, head_mask=None, output_attentions=False):
+        attention_output, probs = self.attention(hidden_states, attention_mask, head_mask, output_attentions)
         layer_output = self.output(self.intermediate(attention_output), attention_output)
         return layer_output, probs
 
@@ -171,7 +172,8 @@ class BertEncoder(nn.Cell):
             if output_hidden_states:
                 all_hidden_states = all_hidden_states + (hidden_states,)
             layer_head_mask = head_mask[i] if head_mask is not None else None
-            hidden_states, probs = checkpointed_call(layer_module, hidden_states, attention_mask, layer_head_mask)
+            hidden_states, probs = checkpointed_call(layer_module, hidden_states, attention_mask, layer_head_mask,
+                                                     output_attentions)
             if output_attentions:
                 all_attentions = all_attentions + (probs,)
         if output_hidden_states:

@@ -90,9 +90,10 @@ class DistilBertSelfAttention(MultiHeadSelfAttention):
         self.v_lin = Linear(config.dim, config.dim)
         self.out_lin = Linear(config.dim, config.dim)
 
-    def construct(self, hidden_states, attention_mask=None, head_mask=None):
+    def construct(self, hidden_states, attention_mask=None, head_mask=None, output_attentions=False):
         context, probs = self.attend(
-            self.q_lin(hidden_states), self.k_lin(hidden_states), self.v_lin(hidden_states), attention_mask, head_mask
+            self.q_lin(hidden_states), self.k_lin(hidden_states), self.v_lin(hidden_states), attention_mask, head_mask,
+            output_attentions,
         )
         return self.out_lin(context), probs
 
@@ -122,8 +123,8 @@ class TransformerBlock(GradientCheckpointingLayer):
         self.ffn = FFN(config)
         self.output_layer_norm = LayerNorm(config.dim, eps=LAYER_NORM_EPS)
 
-    def construct(self, hidden_states, attention_mask=None, head_mask=None):
-        attention_output, probs = self.attention(hidden_states, attention_mask, head_mask)
+    def construct(self, hidden_states, attention_mask=None, head_mask=None, output_attentions=False):
+        attention_output, probs = self.attention(hidden_states, attention_mask, head_mask, output_attentions)
         attention_output = self.sa_layer_norm(attention_output + hidden_states)
         ffn_output = self.output_layer_norm(self.ffn(attention_output) + attention_output)
         return ffn_output, probs

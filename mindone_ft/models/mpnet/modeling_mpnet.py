@@ -100,17 +100,19 @@ class MPNetSelfAttention(MultiHeadSelfAttention):
     already holds the relative position bias (see `MPNetEncoder`)."""
 
     def __init__(self, config: MPNetConfig):
-        super().__init__(config.hidden_size, config.num_attention_heads, config.attention_probs_dropout_prob)
+        super().__init__(config.hidden_size, config.num_attention_heads, config.attention_probs_dropout_prob,
+                         mask_needs_gradient=True)  # it holds the relative position bias
         self.q = Linear(config.hidden_size, self.all_head_size)
         self.k = Linear(config.hidden_size, self.all_head_size)
         self.v = Linear(config.hidden_size, self.all_head_size)
         self.o = Linear(config.hidden_size, config.hidden_size)
 
-    def construct(self, hidden_states, attention_mask=None, head_mask=None):
+    def construct(self, hidden_states, attention_mask=None, head_mask=None, output_attentions=False):
         # transformers adds the bias and then the mask to the scaled scores; adding their sum instead gives the
         # same scores at attended positions and the dtype's minimum at masked ones.
         context, probs = self.attend(
-            self.q(hidden_states), self.k(hidden_states), self.v(hidden_states), attention_mask, head_mask
+            self.q(hidden_states), self.k(hidden_states), self.v(hidden_states), attention_mask, head_mask,
+            output_attentions,
         )
         return self.o(context), probs
 
@@ -124,8 +126,8 @@ class MPNetAttention(nn.Cell):
         self.LayerNorm = LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = Dropout(p=config.hidden_dropout_prob)
 
-    def construct(self, hidden_states, attention_mask=None, head_mask=None):
-        context, probs = self.attn(hidden_states, attention_mask, head_mask)
+    def construct(self, hidden_states, attention_mask=None, head_mask=None, output_attentions=False):
+        context, probs = self.attn(hidden_states, attention_mask, head_mask, output_attentions)
         return self.LayerNorm(self.dropout(context) + hidden_states), probs
 
 
