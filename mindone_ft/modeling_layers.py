@@ -441,9 +441,10 @@ def eager_attention(
     Probabilities of another dtype than `value` (scores upcast to float32, GPT-2's `reorder_and_upcast_attn`) are
     cast to `value`'s dtype before the dropout, as transformers does.
 
-    This is the only attention implementation so far, on every backend. Ascend's fused
-    `ops.flash_attention_score` would plug in here behind `compat.use_ascend_kernels()`, but it is not wired in
-    because it cannot be verified on our CPU-only machines.
+    This is the reference, and the implementation on every backend but CPU, where `FusedAttention`'s kernels
+    replace it whenever they apply (`fused_or_eager_attention`). Ascend's fused `ops.flash_attention_score` would
+    plug in beside them behind `compat.use_ascend_kernels()`, but it is not wired in because it cannot be verified
+    on our CPU-only machines.
     """
     scores = _matmul_transpose_b(query, key) * scaling
     if attention_mask is not None:
@@ -550,15 +551,30 @@ def fused_attention(fused: FusedAttention, query, key, value, attention_mask, sc
     return fused(query, key, value, attention_mask, state, Tensor([scaling, rate], ms.float32))
 
 
-def cached_or_eager_attention(cached_attention: CachedAttention, query, key, value, attention_mask, scaling: float,
-                              softmax: nn.Cell, dropout: nn.Cell, kv_groups: int = 1):
+def fused_or_eager_attention(fused: FusedAttention, query, key, value, attention_mask, scaling: float,
+                             softmax: nn.Cell, dropout: Dropout, head_mask=None, output_attentions: bool = False,
+                             kv_groups: int = 1):
+    """`fused`'s attention where it applies (`FusedAttention.applies`), else `eager_attention` (with each key/value
+    head repeated for the `kv_groups` query heads of its group). Returns `(context (batch, seq, heads, head_dim),
+    probabilities)`; the probabilities are None from the fused kernels, which `output_attentions` or a `head_mask`
+    rules out."""
+    if fused.applies(query, value, attention_mask, dropout, head_mask, output_attentions):
+        return fused_attention(fused, query, key, value, attention_mask, scaling, dropout), None
+    return eager_attention(query, repeat_kv(key, kv_groups), repeat_kv(value, kv_groups), attention_mask, scaling,
+                           softmax, dropout, head_mask)
+
+
+def decoder_attention(cached_attention: CachedAttention, fused: FusedAttention, query, key, value, attention_mask,
+                      scaling: float, softmax: nn.Cell, dropout: Dropout, kv_groups: int = 1,
+                      output_attentions: bool = False):
     """A decoder's attention over its unrepeated key/value heads: `cached_attention`'s kernel where it applies (a
-    decoding step on CPU, `CachedAttention.applies`), else `eager_attention` with each key/value head repeated for
-    the `kv_groups` query heads of its group. Returns `(context (batch, seq, heads, head_dim), probabilities)`."""
+    decoding step on CPU, `CachedAttention.applies`), else `fused`'s (training and prefill on CPU, the probabilities
+    not asked for), else `eager_attention` with each key/value head repeated for the `kv_groups` query heads of
+    its group. Returns `(context (batch, seq, heads, head_dim), probabilities or None)`."""
     if cached_attention.applies(query, value, attention_mask):
         return cached_attention(query, key, value, attention_mask, scaling)
-    return eager_attention(query, repeat_kv(key, kv_groups), repeat_kv(value, kv_groups), attention_mask, scaling,
-                           softmax, dropout)
+    return fused_or_eager_attention(fused, query, key, value, attention_mask, scaling, softmax, dropout,
+                                    output_attentions=output_attentions, kv_groups=kv_groups)
 
 
 # The BatchMatMul primitive, not `ops.matmul`: its gradient is two BatchMatMuls with transpose flags, where
@@ -604,14 +620,10 @@ class MultiHeadSelfAttention(nn.Cell):
         additive (see `eager_attention`). Returns `(context (batch, seq, all_head_size), probabilities)`; the
         probabilities are None unless `output_attentions` (or `head_mask`) makes it run `eager_attention` rather
         than `FusedAttention`."""
-        query, key, value = self._split_heads(query), self._split_heads(key), self._split_heads(value)
-        if self.fused_attention.applies(query, value, attention_mask, self.dropout, head_mask, output_attentions):
-            context = fused_attention(self.fused_attention, query, key, value, attention_mask, self.scaling,
-                                      self.dropout)
-            probs = None
-        else:
-            context, probs = eager_attention(query, key, value, attention_mask, self.scaling, self.softmax,
-                                             self.dropout, head_mask)
+        context, probs = fused_or_eager_attention(
+            self.fused_attention, self._split_heads(query), self._split_heads(key), self._split_heads(value),
+            attention_mask, self.scaling, self.softmax, self.dropout, head_mask, output_attentions,
+        )
         context = context.reshape(context.shape[0], context.shape[1], self.all_head_size)
         return context, probs
 

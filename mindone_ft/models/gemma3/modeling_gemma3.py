@@ -120,10 +120,12 @@ class Gemma3DecoderLayer(LlamaDecoderLayer):
         self.pre_feedforward_layernorm = Gemma3RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
         self.post_feedforward_layernorm = Gemma3RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
 
-    def construct(self, hidden_states, cos, sin, attention_mask=None, past_key_value=None, cache_position=None):
+    def construct(self, hidden_states, cos, sin, attention_mask=None, past_key_value=None, cache_position=None,
+                  output_attentions=False):
         residual = hidden_states
         hidden_states, probs, present = self.self_attn(
-            self.input_layernorm(hidden_states), cos, sin, attention_mask, past_key_value, cache_position
+            self.input_layernorm(hidden_states), cos, sin, attention_mask, past_key_value, cache_position,
+            output_attentions,
         )
         hidden_states = residual + self.post_attention_layernorm(hidden_states)
         residual = hidden_states

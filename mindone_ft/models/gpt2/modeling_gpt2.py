@@ -33,10 +33,10 @@ from ...modeling_layers import (
     GradientCheckpointingLayer,
     LayerNorm,
     MultiHeadSelfAttention,
-    cached_or_eager_attention,
     causal_attention_mask,
     causal_lm_outputs,
     checkpointed_call,
+    decoder_attention,
     get_activation,
     last_non_pad_token_logits,
     sequence_classification_outputs,
@@ -91,7 +91,8 @@ class GPT2Attention(MultiHeadSelfAttention):
         query, key, value = ops.split(self.c_attn(hidden_states), self.embed_dim, axis=2)
         return self._split_heads(query), self._split_heads(key), self._split_heads(value)
 
-    def construct(self, hidden_states, attention_mask=None, past_key_value=None, cache_position=None):
+    def construct(self, hidden_states, attention_mask=None, past_key_value=None, cache_position=None,
+                  output_attentions=False):
         batch_size, seq_length = hidden_states.shape[0], hidden_states.shape[1]
         query, key, value = self._project(hidden_states)
         key, value = update_key_value_cache(past_key_value, key, value, cache_position)
@@ -100,8 +101,9 @@ class GPT2Attention(MultiHeadSelfAttention):
             query, key = query.astype(ms.float32), key.astype(ms.float32)
             if attention_mask is not None:
                 attention_mask = attention_mask.astype(ms.float32)
-        context, probs = cached_or_eager_attention(self.cached_attention, query, key, value, attention_mask,
-                                                   self.scaling, self.softmax, self.dropout)
+        context, probs = decoder_attention(self.cached_attention, self.fused_attention, query, key, value,
+                                           attention_mask, self.scaling, self.softmax, self.dropout,
+                                           output_attentions=output_attentions)
         context = context.reshape(batch_size, seq_length, self.embed_dim)
         return self.resid_dropout(self.c_proj(context)), probs, present
 
@@ -131,9 +133,10 @@ class GPT2Block(GradientCheckpointingLayer):
         self.ln_2 = LayerNorm(config.hidden_size, eps=config.layer_norm_epsilon)
         self.mlp = GPT2MLP(inner_dim, config)
 
-    def construct(self, hidden_states, attention_mask=None, past_key_value=None, cache_position=None):
+    def construct(self, hidden_states, attention_mask=None, past_key_value=None, cache_position=None,
+                  output_attentions=False):
         attn_output, probs, present = self.attn(self.ln_1(hidden_states), attention_mask, past_key_value,
-                                                cache_position)
+                                                cache_position, output_attentions)
         hidden_states = attn_output + hidden_states
         hidden_states = hidden_states + self.mlp(self.ln_2(hidden_states))
         return hidden_states, probs, present
@@ -241,7 +244,8 @@ class GPT2Model(GPT2PreTrainedModel):
             if output_hidden_states:
                 all_hidden_states = all_hidden_states + (hidden_states,)
             past = past_key_values[i] if past_key_values is not None else None
-            hidden_states, probs, present = checkpointed_call(block, hidden_states, mask, past, write_position)
+            hidden_states, probs, present = checkpointed_call(block, hidden_states, mask, past, write_position,
+                                                        output_attentions)
             presents = presents + (present,)
             if output_attentions:
                 all_attentions = all_attentions + (probs,)

@@ -28,16 +28,17 @@ from ...modeling_layers import (
     CachedAttention,
     Dropout,
     Embedding,
+    FusedAttention,
     GradientCheckpointingLayer,
     Linear,
     RMSNorm,
     Softmax,
     apply_rotary_pos_emb,
-    cached_or_eager_attention,
     causal_attention_mask,
     causal_lm_outputs,
     checkpointed_call,
     cross_entropy,
+    decoder_attention,
     get_activation,
     last_non_pad_token_logits,
     question_answering_loss,
@@ -162,6 +163,7 @@ class LlamaAttention(nn.Cell):
         self.softmax = Softmax()
         self.attention_dropout = Dropout(p=config.attention_dropout)
         self.cached_attention = CachedAttention()
+        self.fused_attention = FusedAttention()
 
     def _projection_biases(self, config) -> Tuple[bool, bool]:
         """(q/k/v bias, output bias): both `config.attention_bias` (Mistral has no such flag: none)."""
@@ -179,15 +181,16 @@ class LlamaAttention(nn.Cell):
         value = self._heads(self.v_proj(hidden_states)).swapaxes(1, 2)
         return query, key, value
 
-    def construct(self, hidden_states, cos, sin, attention_mask=None, past_key_value=None, cache_position=None):
+    def construct(self, hidden_states, cos, sin, attention_mask=None, past_key_value=None, cache_position=None,
+                  output_attentions=False):
         batch_size, seq_length = hidden_states.shape[0], hidden_states.shape[1]
         query, key, value = self._project(hidden_states)
         query, key = apply_rotary_pos_emb(query, key, cos, sin)
         key, value = update_key_value_cache(past_key_value, key, value, cache_position)
         present = (key, value)
-        context, probs = cached_or_eager_attention(
-            self.cached_attention, query, key, value, attention_mask, self.scaling, self.softmax,
-            self.attention_dropout, self.num_key_value_groups,
+        context, probs = decoder_attention(
+            self.cached_attention, self.fused_attention, query, key, value, attention_mask, self.scaling,
+            self.softmax, self.attention_dropout, self.num_key_value_groups, output_attentions,
         )
         context = context.reshape(batch_size, seq_length, -1)
         return self.o_proj(context), probs, present
@@ -208,10 +211,12 @@ class LlamaDecoderLayer(GradientCheckpointingLayer):
         self.input_layernorm = self.norm_class(config.hidden_size, eps=config.rms_norm_eps)
         self.post_attention_layernorm = self.norm_class(config.hidden_size, eps=config.rms_norm_eps)
 
-    def construct(self, hidden_states, cos, sin, attention_mask=None, past_key_value=None, cache_position=None):
+    def construct(self, hidden_states, cos, sin, attention_mask=None, past_key_value=None, cache_position=None,
+                  output_attentions=False):
         residual = hidden_states
         hidden_states, probs, present = self.self_attn(
-            self.input_layernorm(hidden_states), cos, sin, attention_mask, past_key_value, cache_position
+            self.input_layernorm(hidden_states), cos, sin, attention_mask, past_key_value, cache_position,
+            output_attentions,
         )
         hidden_states = residual + hidden_states
         residual = hidden_states
@@ -327,7 +332,8 @@ class LlamaModel(LlamaPreTrainedModel):
             mask = sliding_mask if self.layer_is_sliding[i] else full_mask
             cos, sin = sliding_rotary if self.layer_is_sliding[i] else full_rotary
             past = past_key_values[i] if past_key_values is not None else None
-            hidden_states, probs, present = checkpointed_call(layer, hidden_states, cos, sin, mask, past, write_position)
+            hidden_states, probs, present = checkpointed_call(layer, hidden_states, cos, sin, mask, past, write_position,
+                                                        output_attentions)
             presents = presents + (present,)
             if output_attentions:
                 all_attentions = all_attentions + (probs,)

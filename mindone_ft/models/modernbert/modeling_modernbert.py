@@ -21,6 +21,7 @@ from transformers import ModernBertConfig
 from ...modeling_layers import (
     Dropout,
     Embedding,
+    FusedAttention,
     GradientCheckpointingLayer,
     LayerNorm,
     Linear,
@@ -28,8 +29,8 @@ from ...modeling_layers import (
     apply_rotary_pos_emb,
     bidirectional_attention_mask,
     checkpointed_call,
-    eager_attention,
     flatten_choices,
+    fused_or_eager_attention,
     get_activation,
     masked_lm_outputs,
     multiple_choice_outputs,
@@ -143,17 +144,19 @@ class ModernBertAttention(nn.Cell):
         self.Wo = Linear(config.hidden_size, config.hidden_size, has_bias=config.attention_bias)
         self.softmax = Softmax()
         self.attention_dropout = Dropout(p=config.attention_dropout)  # on the probabilities
+        self.fused_attention = FusedAttention()
         self.out_drop = Dropout(p=config.attention_dropout)  # on the output (transformers: Identity when 0)
 
-    def construct(self, hidden_states, cos, sin, attention_mask=None):
+    def construct(self, hidden_states, cos, sin, attention_mask=None, output_attentions=False):
         batch_size, seq_length = hidden_states.shape[0], hidden_states.shape[1]
         qkv = self.Wqkv(hidden_states).view(batch_size, seq_length, 3, self.num_heads, self.head_dim)
         query = qkv[:, :, 0].swapaxes(1, 2)
         key = qkv[:, :, 1].swapaxes(1, 2)
         value = qkv[:, :, 2].swapaxes(1, 2)
         query, key = apply_rotary_pos_emb(query, key, cos, sin)
-        context, probs = eager_attention(
-            query, key, value, attention_mask, self.scaling, self.softmax, self.attention_dropout
+        context, probs = fused_or_eager_attention(
+            self.fused_attention, query, key, value, attention_mask, self.scaling, self.softmax,
+            self.attention_dropout, output_attentions=output_attentions,
         )
         context = context.reshape(batch_size, seq_length, -1)
         return self.out_drop(self.Wo(context)), probs
@@ -173,8 +176,8 @@ class ModernBertEncoderLayer(GradientCheckpointingLayer):
         self.mlp_norm = LayerNorm(config.hidden_size, eps=config.norm_eps, bias=config.norm_bias)
         self.mlp = ModernBertMLP(config)
 
-    def construct(self, hidden_states, cos, sin, attention_mask=None):
-        attn_output, probs = self.attn(self.attn_norm(hidden_states), cos, sin, attention_mask)
+    def construct(self, hidden_states, cos, sin, attention_mask=None, output_attentions=False):
+        attn_output, probs = self.attn(self.attn_norm(hidden_states), cos, sin, attention_mask, output_attentions)
         hidden_states = hidden_states + attn_output
         hidden_states = hidden_states + self.mlp(self.mlp_norm(hidden_states))
         return hidden_states, probs
@@ -302,9 +305,11 @@ class ModernBertModel(ModernBertPreTrainedModel):
             if output_hidden_states:
                 all_hidden_states = all_hidden_states + (hidden_states,)
             if self.layer_is_sliding[i]:
-                hidden_states, probs = checkpointed_call(layer, hidden_states, sliding_cos, sliding_sin, sliding_mask)
+                hidden_states, probs = checkpointed_call(layer, hidden_states, sliding_cos, sliding_sin, sliding_mask,
+                                                         output_attentions)
             else:
-                hidden_states, probs = checkpointed_call(layer, hidden_states, full_cos, full_sin, full_mask)
+                hidden_states, probs = checkpointed_call(layer, hidden_states, full_cos, full_sin, full_mask,
+                                                         output_attentions)
             if output_attentions:
                 all_attentions = all_attentions + (probs,)
         hidden_states = self.final_norm(hidden_states)
