@@ -7,6 +7,7 @@
     python benchmarks/run.py --llama    # only the Llama-shape decoder: train step and greedy decoding (~3 min)
     python benchmarks/run.py --gradient-checkpointing  # only peak memory and step time with/without (~8 min)
     python benchmarks/run.py --startup  # only the first train step of a fresh process and of a re-run (~3 min)
+    python benchmarks/run.py --steps    # only the train/eval step rows and the paired headline (~30 min)
     python benchmarks/run.py --demo     # only the README's main job (`make demo`), run twice: fresh, re-run (~7 min)
 
 Every measurement runs in its own subprocess, so MindSpore's process-wide mode (GRAPH/PYNATIVE) and the peak
@@ -624,6 +625,9 @@ def lora_plan(threads: int):
              for lora in (False, True) for framework in ("mindone_ft GRAPH", "HF PyTorch")]
     specs.append(dict(kind="lora_paired", task="train", shape="minilm-6x384", batch=16, seq=128, lora=True,
                       threads=threads, warmup=2, steps=8))
+    return specs
+
+
 def llama_plan(threads: int):
     """The Llama-shape decoder: train step (batch 4 x 256) and greedy decoding (batch 1, prompt 32, 64 new tokens),
     each taking turns with transformers' on PyTorch (see `run_paired`), with every core and with one thread (as the
@@ -701,7 +705,8 @@ def gradient_checkpointing_plan(threads: int):
             for checkpointing in (False, True)]
 
 
-def plan(quick: bool, threads: int):
+def steps_plan(quick: bool, threads: int):
+    """The train/eval step rows and the paired headline, with the matmul peak measured before them."""
     shapes = ["minilm-6x384"] if quick else list(SHAPES)
     batches = [16] if quick else [16, 32]
     specs = [dict(kind="matmul", threads=threads)]
@@ -721,6 +726,11 @@ def plan(quick: bool, threads: int):
         for task in ("train", "eval"):
             specs.append(dict(kind="paired", task=task, shape="minilm-6x384", batch=16, seq=128,
                               threads=paired_threads, warmup=2, steps=6 if quick else 10))
+    return specs
+
+
+def plan(quick: bool, threads: int):
+    specs = steps_plan(quick, threads)
     n_train = 2000 if quick else None  # None: every training review
     for recipe in EPOCH_RECIPES:
         specs.append(dict(kind="epoch", recipe=recipe, seq=128, train_samples=n_train, eval_samples=500,
@@ -1121,6 +1131,9 @@ def write_docs(info, peak, results) -> str:
         *([f"The model-family rows were measured later, by `python benchmarks/run.py --families` on "
            f"{info['families_run']['date']} (load average {info['families_run']['load_average_1min']:.1f})."]
           if "families_run" in info else []),
+        *([f"The headline and the train/eval step rows were measured later, by `python benchmarks/run.py --steps` "
+           f"on {info['steps_run']['date']} (load average {info['steps_run']['load_average_1min']:.1f})."]
+          if "steps_run" in info else []),
         f"Measured fp32 matmul peak (torch, 2048x2048, fastest of 20, at the start and at the end): {peak:.0f} GFLOP/s.",
         "",
         "## Headline: MindSpore GRAPH_MODE vs PyTorch, taking turns step by step",
@@ -1201,8 +1214,13 @@ def main():
     parser.add_argument("--demo", action="store_true",
                         help="only the README demo, a fresh run and a re-run; they replace those of latest.json, "
                              "the rest is kept")
+    parser.add_argument("--steps", action="store_true",
+                        help="only the train/eval step rows and the paired headline (and the matmul peak); they "
+                             "replace those of latest.json, the rest is kept")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.steps and args.quick:
+        parser.error("--steps replaces every step row of latest.json, --quick measures only some: run --steps alone")
     if args.worker:
         run_worker(json.loads(args.worker))
         return
@@ -1226,6 +1244,8 @@ def main():
         specs = startup_plan(args.threads)
     elif args.demo:
         specs = demo_plan(args.threads)
+    elif args.steps:
+        specs = steps_plan(args.quick, args.threads) + [dict(kind="matmul", threads=args.threads)]
     else:
         specs = plan(args.quick, args.threads)
     results = []
@@ -1238,7 +1258,9 @@ def main():
         print("   ", results[-1][1], flush=True)
     peak = max((res.get("gflops_per_s", 0.0) for spec, res in results if spec["kind"] == "matmul"), default=0.0)
     # A partial run keeps the other rows (and their environment) of the last full run.
-    if args.families or args.lora or args.llama or args.gradient_checkpointing or args.startup or args.demo:
+    partial = (args.families or args.lora or args.llama or args.gradient_checkpointing or args.startup or args.demo
+               or args.steps)
+    if partial:
         with open(os.path.join(RESULTS_DIR, "latest.json")) as f:
             previous = json.load(f)
         if args.families:
@@ -1251,11 +1273,15 @@ def main():
             replaced, run_key = (lambda s: s["kind"] == "gc_step"), "gradient_checkpointing_run"
         elif args.startup:
             replaced, run_key = (lambda s: s["kind"] == "startup"), "startup_run"
-        else:
+        elif args.demo:
             replaced, run_key = (lambda s: s["kind"] == "demo"), "demo_run"
+        else:
+            replaced, run_key = (lambda s: s["kind"] in ("step", "paired", "matmul")), "steps_run"
         kept = [(item["spec"], item["result"]) for item in previous["results"] if not replaced(item["spec"])]
         results = kept + results
-        info, peak = dict(previous["environment"], **{run_key: info}), previous["matmul_peak_gflops"]
+        info = dict(previous["environment"], **{run_key: info})
+        if not args.steps:  # the step rows' "of fp32 peak" is relative to the peak measured beside them
+            peak = previous["matmul_peak_gflops"]
 
     os.makedirs(RESULTS_DIR, exist_ok=True)
     payload = {"environment": info, "matmul_peak_gflops": peak,

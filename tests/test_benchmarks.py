@@ -1,0 +1,48 @@
+"""The benchmark script's plans build and its docs page is what it renders (the measurements themselves run in
+`python benchmarks/run.py`, never in tests)."""
+
+import importlib.util
+import json
+import os
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("benchmarks_run", os.path.join(ROOT, "benchmarks", "run.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_plan_builds_specs_of_known_kinds(bench, tmp_path, monkeypatch):
+    # The start-up and demo plans make their (empty) compile cache folders when they are built.
+    monkeypatch.setattr(bench.tempfile, "mkdtemp", lambda prefix="": str(tmp_path / prefix))
+    known = {"step", "lora_step", "gc_step", "startup", "matmul", "epoch", "paired", "lora_paired", "llama_paired",
+             "demo"}
+    plans = {
+        "full": bench.plan(False, 2), "quick": bench.plan(True, 2), "steps": bench.steps_plan(False, 2),
+        "families": bench.family_plan(2), "lora": bench.lora_plan(2), "llama": bench.llama_plan(2),
+        "gradient_checkpointing": bench.gradient_checkpointing_plan(2), "startup": bench.startup_plan(2),
+        "demo": bench.demo_plan(2),
+    }
+    for name, specs in plans.items():
+        assert isinstance(specs, list) and specs, name
+        assert {spec["kind"] for spec in specs} <= known, name
+    # The full run is every partial run but the demo's (which replaces the make-demo rows only).
+    full = plans["full"]
+    for name in ("steps", "families", "lora", "llama", "gradient_checkpointing", "startup"):
+        assert all(spec in full for spec in plans[name]), name
+
+
+def test_the_performance_page_is_what_the_script_renders_from_latest_json(bench, tmp_path, monkeypatch):
+    with open(os.path.join(ROOT, "benchmarks", "results", "latest.json")) as f:
+        payload = json.load(f)
+    monkeypatch.setattr(bench, "DOC_PATH", str(tmp_path / "performance.md"))
+    rendered = bench.write_docs(payload["environment"], payload["matmul_peak_gflops"],
+                                [(item["spec"], item["result"]) for item in payload["results"]])
+    with open(os.path.join(ROOT, "docs", "performance.md")) as f:
+        assert f.read() == rendered, "docs/performance.md differs: regenerate it with `python benchmarks/run.py --render`"
