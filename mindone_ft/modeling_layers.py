@@ -507,15 +507,30 @@ class FusedAttention(nn.Cell):
     Args:
         mask_needs_gradient (`bool`): the additive mask carries learned values (MPNet's relative position bias),
             so it needs a gradient, which the kernels do not compute: always `eager_attention`.
+        layout (`str`): "BHSD": query `(batch, heads, seq, head_dim)`, key/value `(batch, kv_heads, keys,
+            head_dim)`, as `eager_attention` takes them; "BSHD": query `(batch, seq, heads, head_dim)`, key/value
+            `(batch, keys, kv_heads, head_dim)`, the projections' outputs viewed per head. The kernels read either
+            in place; "BSHD" spares the transposed copies of query, key and value and of their gradients, which a
+            CPU graph keeps until the step ends (6 `(batch, seq, hidden)` tensors per layer).
     """
 
-    def __init__(self, mask_needs_gradient: bool = False):
+    def __init__(self, mask_needs_gradient: bool = False, layout: str = "BHSD"):
         super().__init__()
+        if layout not in ("BHSD", "BSHD"):
+            raise ValueError(f"FusedAttention's layout is 'BHSD' or 'BSHD', got {layout!r}")
+        self.layout = layout
         self.use_cpu_kernel = (not mask_needs_gradient and compat.use_cpu_kernels()
                                and cpu_kernels.has_fused_attention())
         if self.use_cpu_kernel:
-            self.attend = cpu_kernels.attention_op()
+            self.attend = cpu_kernels.attention_op(layout)
             self.unused_dropout_state = Tensor([0, 0], ms.int64)
+
+    def heads_axis(self) -> int:
+        return 2 if self.layout == "BSHD" else 1
+
+    def to_eager_layout(self, x):
+        """`x` in `eager_attention`'s `(batch, heads, seq, head_dim)` layout."""
+        return x.swapaxes(1, 2) if self.layout == "BSHD" else x
 
     def applies(self, query, value, attention_mask, dropout: Dropout, head_mask=None,
                 output_attentions: bool = False) -> bool:
@@ -527,15 +542,16 @@ class FusedAttention(nn.Cell):
             return False
         if attention_mask is None:
             return True
+        heads, seq = self.heads_axis(), 3 - self.heads_axis()
         mask_batch, mask_heads, mask_seq, mask_keys = attention_mask.shape
-        return (attention_mask.dtype == ms.float32 and mask_keys == value.shape[2] and
-                mask_batch in (1, query.shape[0]) and mask_heads in (1, query.shape[1]) and
-                mask_seq in (1, query.shape[2]))
+        return (attention_mask.dtype == ms.float32 and mask_keys == value.shape[seq] and
+                mask_batch in (1, query.shape[0]) and mask_heads in (1, query.shape[heads]) and
+                mask_seq in (1, query.shape[seq]))
 
     def construct(self, query, key, value, attention_mask, dropout_state, scaling_and_rate):
-        """query `(batch, heads, seq, head_dim)`, key/value `(batch, kv_heads, keys, head_dim)` (unrepeated), additive
-        mask, the dropout's `stream_state()` and float32 `[scaling, dropout rate]` (see `fused_attention`, which
-        builds them). Returns the context `(batch, seq, heads, head_dim)`."""
+        """query, key/value (unrepeated) in this cell's `layout`, additive mask, the dropout's `stream_state()` and
+        float32 `[scaling, dropout rate]` (see `fused_attention`, which builds them). Returns the context
+        `(batch, seq, heads, head_dim)`."""
         return self.attend(query, key, value, attention_mask, dropout_state, scaling_and_rate)[0]
 
 
@@ -543,7 +559,7 @@ def fused_attention(fused: FusedAttention, query, key, value, attention_mask, sc
     """`fused`'s context of `query`, `key`, `value` (where `fused.applies`), with `dropout`'s mask when it is on:
     `(batch, seq, heads, head_dim)`, as `eager_attention`'s."""
     if attention_mask is None:
-        attention_mask = ops.zeros((1, 1, 1, key.shape[2]), ms.float32)
+        attention_mask = ops.zeros((1, 1, 1, key.shape[3 - fused.heads_axis()]), ms.float32)
     if dropout.training and dropout.p > 0:
         state, rate = dropout.stream_state(), dropout.p
     else:
@@ -555,11 +571,13 @@ def fused_or_eager_attention(fused: FusedAttention, query, key, value, attention
                              softmax: nn.Cell, dropout: Dropout, head_mask=None, output_attentions: bool = False,
                              kv_groups: int = 1):
     """`fused`'s attention where it applies (`FusedAttention.applies`), else `eager_attention` (with each key/value
-    head repeated for the `kv_groups` query heads of its group). Returns `(context (batch, seq, heads, head_dim),
+    head repeated for the `kv_groups` query heads of its group). `query`, `key`, `value` are in `fused.layout`.
+    Returns `(context (batch, seq, heads, head_dim),
     probabilities)`; the probabilities are None from the fused kernels, which `output_attentions` or a `head_mask`
     rules out."""
     if fused.applies(query, value, attention_mask, dropout, head_mask, output_attentions):
         return fused_attention(fused, query, key, value, attention_mask, scaling, dropout), None
+    query, key, value = fused.to_eager_layout(query), fused.to_eager_layout(key), fused.to_eager_layout(value)
     return eager_attention(query, repeat_kv(key, kv_groups), repeat_kv(value, kv_groups), attention_mask, scaling,
                            softmax, dropout, head_mask)
 
@@ -609,11 +627,12 @@ class MultiHeadSelfAttention(nn.Cell):
         self.scaling = self.attention_head_size**-0.5
         self.softmax = Softmax()
         self.dropout = Dropout(p=dropout_rate)
-        self.fused_attention = FusedAttention(mask_needs_gradient)
+        self.fused_attention = FusedAttention(mask_needs_gradient, layout="BSHD")
 
     def _split_heads(self, x):
+        """`(batch, seq, all_head_size)` viewed as `(batch, seq, heads, head_dim)` (the fused attention's "BSHD")."""
         batch_size, seq_length = x.shape[0], x.shape[1]
-        return x.view(batch_size, seq_length, self.num_attention_heads, self.attention_head_size).swapaxes(1, 2)
+        return x.view(batch_size, seq_length, self.num_attention_heads, self.attention_head_size)
 
     def attend(self, query, key, value, attention_mask=None, head_mask=None, output_attentions: bool = False):
         """Attention of the projected `query`, `key`, `value` `(batch, seq, all_head_size)`; `attention_mask` is

@@ -226,16 +226,21 @@ def test_cached_attention_matches_eager_attention_in_float64(threads, mode, seq,
 
 
 class AttentionOfOneLayer(nn.Cell):
-    """A layer's attention with its dropout: `FusedAttention`'s kernels, or `eager_attention` (the reference)."""
+    """A layer's attention with its dropout: `FusedAttention`'s kernels, or `eager_attention` (the reference).
+    Inputs in `eager_attention`'s layout; the "BSHD" kernels get them transposed (and give the gradients back
+    through the transposes)."""
 
-    def __init__(self, rate: float, groups: int, fused: bool):
+    def __init__(self, rate: float, groups: int, fused: bool, layout: str = "BHSD"):
         super().__init__()
-        self.dropout, self.softmax, self.fused_attention = Dropout(rate), Softmax(), FusedAttention()
+        self.dropout, self.softmax = Dropout(rate), Softmax()
+        self.fused_attention = FusedAttention(layout=layout)
         self.groups, self.fused = groups, fused
 
     def construct(self, query, key, value, mask):
         scaling = query.shape[-1] ** -0.5
         if self.fused:
+            if self.fused_attention.layout == "BSHD":
+                query, key, value = query.swapaxes(1, 2), key.swapaxes(1, 2), value.swapaxes(1, 2)
             return fused_attention(self.fused_attention, query, key, value, mask, scaling, self.dropout)
         return eager_attention(query, repeat_kv(key, self.groups), repeat_kv(value, self.groups), mask, scaling,
                                self.softmax, self.dropout)[0]
@@ -244,10 +249,13 @@ class AttentionOfOneLayer(nn.Cell):
 @pytest.mark.skipif(not cpu.has_fused_attention(), reason="kernels built without MindSpore's oneDNN")
 @pytest.mark.parametrize("mode", ["GRAPH_MODE", "PYNATIVE_MODE"])
 @pytest.mark.parametrize("mask_shape", ["padding", "per_head", "causal", "none"])
-def test_fused_attention_matches_eager_attention_with_the_same_dropout_masks(threads, mode, mask_shape):
+@pytest.mark.parametrize("layout", ["BHSD", "BSHD"])
+def test_fused_attention_matches_eager_attention_with_the_same_dropout_masks(threads, mode, mask_shape, layout):
     """Context and query/key/value gradients of the fused kernels against eager attention on the same dropout
     stream: 6 query heads on 3 key/value heads, 200 keys (three blocks of query rows in the kernels), odd head size,
-    masks as BERT (per row), MPNet (bias per head) and decoders (causal) make them; the stream advances once a call."""
+    masks as BERT (per row), MPNet (bias per head) and decoders (causal) make them; the stream advances once a call.
+    Both layouts: heads first (decoders, after rotary and the cache) and sequence first (the encoders' projections
+    viewed per head)."""
     ms.set_context(mode=getattr(ms, mode))
     batch, heads, kv_heads, seq, dim, rate = 2, 6, 3, 200, 17, 0.2
     rng = np.random.default_rng(len(mask_shape))
@@ -265,10 +273,12 @@ def test_fused_attention_matches_eager_attention_with_the_same_dropout_masks(thr
     upstream = ms.Tensor(rng.standard_normal((batch, seq, heads, dim)).astype(np.float32))
     results = {}
     for fused in (True, False):
-        layer = AttentionOfOneLayer(rate, heads // kv_heads, fused)
+        layer = AttentionOfOneLayer(rate, heads // kv_heads, fused, layout)
         layer.set_train(True)
         layer.dropout.reseed(1234)
-        assert layer.fused_attention.applies(ms.Tensor(query), ms.Tensor(value), mask, layer.dropout)
+        as_given = (lambda x: x.swapaxes(1, 2)) if layout == "BSHD" else (lambda x: x)
+        assert layer.fused_attention.applies(ms.Tensor(as_given(query)), ms.Tensor(as_given(value)), mask,
+                                             layer.dropout)
 
         def weighted(q, k, v):
             context = layer(q, k, v, mask)

@@ -313,16 +313,21 @@ def cached_attention_op():
     )
 
 
-def attention_op():
+def attention_op(layout: str = "BHSD"):
     """`op(query, key, value, mask, dropout_state, scaling_and_p)` -> `(context, stats)`:
     `dropout(softmax(query . key * scaling + mask)) @ value` without the `(B, H, S, K)` probabilities in memory, for
-    training and full-sequence inference. query `(B, H, S, D)`, key/value `(B, Hkv, K, D)` (heads shared by groups
-    of query heads, no repeat_kv), additive mask `(1 or B, 1 or H, 1 or S, K)`, `dropout_state` int64 `[seed,
-    offset]` from `dropout_state_op` (the mask is the one `Dropout` would draw over the probabilities), float32
+    training and full-sequence inference. With `layout` "BHSD", query `(B, H, S, D)` and key/value `(B, Hkv, K, D)`;
+    with "BSHD", query `(B, S, H, D)` and key/value `(B, K, Hkv, D)`, the projections' outputs viewed per head (no
+    transposed copies); the gradients come in the inputs' layout. Key/value heads are shared by groups of query heads
+    (no repeat_kv). Additive mask `(1 or B, 1 or H, 1 or S, K)`, `dropout_state` int64 `[seed, offset]` from
+    `dropout_state_op` (the mask is the one `Dropout` would draw over the `(B, H, S, K)` probabilities), float32
     `[scaling, p]`; context `(B, S, H, D)`, stats `(B, H, S, 2)` (each row's softmax max and 1 / sum, which the
     gradient recomputes the probabilities from). The mask, the state and the scalars get zero gradients."""
+    if layout not in ("BHSD", "BSHD"):
+        raise ValueError(f"attention_op's layout is 'BHSD' or 'BSHD', got {layout!r}")
+    suffix = "BSHD" if layout == "BSHD" else ""
     backward = _custom(
-        "AttentionBackward",
+        "AttentionBackward" + suffix,
         lambda q, k, v, m, st, sp, stats, dc: (q, k, v),
         lambda q, k, v, m, st, sp, stats, dc: (q, k, v),
     )
@@ -331,12 +336,12 @@ def attention_op():
         dquery, dkey, dvalue = backward(query, key, value, mask, state, scaling_and_p, out[1], dout[0])
         return dquery, dkey, dvalue, ops.zeros_like(mask), ops.zeros_like(state), ops.zeros_like(scaling_and_p)
 
-    return _custom(
-        "AttentionForward",
-        lambda q, k, v, m, st, sp: ([q[0], q[2], q[1], q[3]], [q[0], q[1], q[2], 2]),
-        lambda q, k, v, m, st, sp: (q, q),
-        bprop,
-    )
+    def shapes(q, k, v, m, st, sp):  # (context, stats)
+        if layout == "BSHD":
+            return q, [q[0], q[2], q[1], 2]
+        return [q[0], q[2], q[1], q[3]], [q[0], q[1], q[2], 2]
+
+    return _custom("AttentionForward" + suffix, shapes, lambda q, k, v, m, st, sp: (q, q), bprop)
 
 
 class AdamWStepOp(ops.Custom):

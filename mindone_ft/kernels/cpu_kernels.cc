@@ -605,11 +605,18 @@ bool Gemm(bool transpose_a, bool transpose_b, int64_t m, int64_t n, int64_t k, c
 // Hkv (query head h reads key/value head h / (H / Hkv), as repeat_kv arranges), an additive mask (Mb, Mh, Ms, K)
 // with Mb in {1, B}, Mh in {1, H}, Ms in {1, S}, the dropout stream state (int64 [2], this call's seed and offset)
 // and float32 [scaling, dropout p]. The context is (B, S, H, D), heads merged by the caller's reshape.
+// The *BSHD kernels take query (B, S, H, D) and key/value (B, K, Hkv, D) instead, the projections' own layout
+// viewed per head (no transposed copies, which a CPU graph would keep until the step ends), and give their
+// gradients in that layout.
 struct Attention {
   const float *q, *key, *value, *mask;
   const int64_t *state;
   float scaling, p;
   int64_t batch, heads, seq, dim, kv_heads, keys, mask_batch, mask_heads, mask_seq, groups, block_rows;
+  bool bshd = false;
+  int64_t q_row, kv_row;  // elements between consecutive rows (tokens) of one head
+
+  explicit Attention(bool bshd_layout) : bshd(bshd_layout) {}
 
   bool Read(void **params, int *ndims, int64_t **shapes, const char **dtypes) {
     for (int i = 0; i < 4; ++i)
@@ -624,11 +631,16 @@ struct Attention {
     state = static_cast<const int64_t *>(params[4]);
     scaling = static_cast<const float *>(params[5])[0];
     p = static_cast<const float *>(params[5])[1];
-    batch = shapes[0][0], heads = shapes[0][1], seq = shapes[0][2], dim = shapes[0][3];
-    kv_heads = shapes[1][1], keys = shapes[1][2];
+    const int head_axis = bshd ? 2 : 1, seq_axis = bshd ? 1 : 2;
+    batch = shapes[0][0], heads = shapes[0][head_axis], seq = shapes[0][seq_axis], dim = shapes[0][3];
+    kv_heads = shapes[1][head_axis], keys = shapes[1][seq_axis];
     mask_batch = shapes[3][0], mask_heads = shapes[3][1], mask_seq = shapes[3][2];
     for (int i = 1; i < 3; ++i)
-      if (shapes[i][0] != batch || shapes[i][1] != kv_heads || shapes[i][2] != keys || shapes[i][3] != dim) return false;
+      if (shapes[i][0] != batch || shapes[i][head_axis] != kv_heads || shapes[i][seq_axis] != keys ||
+          shapes[i][3] != dim)
+        return false;
+    q_row = bshd ? heads * dim : dim;
+    kv_row = bshd ? kv_heads * dim : dim;
     if (kv_heads == 0 || heads % kv_heads != 0 || shapes[3][3] != keys || (mask_batch != 1 && mask_batch != batch) ||
         (mask_heads != 1 && mask_heads != heads) || (mask_seq != 1 && mask_seq != seq) || !(p >= 0.0f && p < 1.0f))
       return false;
@@ -637,8 +649,15 @@ struct Attention {
     block_rows = std::max<int64_t>(1, std::min<int64_t>(seq, (int64_t{1} << 14) / std::max<int64_t>(keys, 1)));
     return true;
   }
-  const float *KeyHead(int64_t b, int64_t h) const { return key + (b * kv_heads + h / groups) * keys * dim; }
-  const float *ValueHead(int64_t b, int64_t h) const { return value + (b * kv_heads + h / groups) * keys * dim; }
+  // Offsets of row s of query head (b, h) and of row 0 of its key/value head, in the inputs and in their gradients.
+  int64_t QueryOffset(int64_t b, int64_t h, int64_t s) const {
+    return bshd ? ((b * seq + s) * heads + h) * dim : ((b * heads + h) * seq + s) * dim;
+  }
+  int64_t KeyValueOffset(int64_t b, int64_t h) const {
+    return bshd ? (b * keys * kv_heads + h / groups) * dim : (b * kv_heads + h / groups) * keys * dim;
+  }
+  const float *KeyHead(int64_t b, int64_t h) const { return key + KeyValueOffset(b, h); }
+  const float *ValueHead(int64_t b, int64_t h) const { return value + KeyValueOffset(b, h); }
   const float *MaskRow(int64_t b, int64_t h, int64_t s) const {
     return mask + (((mask_batch == 1 ? 0 : b) * mask_heads + (mask_heads == 1 ? 0 : h)) * mask_seq +
                    (mask_seq == 1 ? 0 : s)) * keys;
@@ -646,8 +665,8 @@ struct Attention {
   // scores[r, :] = (q . k) * scaling + mask for query rows [s0, s0 + rows) of head (b, h), as eager attention
   // rounds them (the product, then the scaling, then the mask).
   bool Scores(int64_t b, int64_t h, int64_t s0, int64_t rows, float *scores) const {
-    if (!Gemm(false, true, rows, keys, dim, q + ((b * heads + h) * seq + s0) * dim, dim, KeyHead(b, h), dim, 0.0f,
-              scores, keys))
+    if (!Gemm(false, true, rows, keys, dim, q + QueryOffset(b, h, s0), q_row, KeyHead(b, h), kv_row, 0.0f, scores,
+              keys))
       return false;
     for (int64_t r = 0; r < rows; ++r) {
       const float *mask_row = MaskRow(b, h, s0 + r);
@@ -667,8 +686,9 @@ extern "C" int HasFusedAttention() { return 1; }
 // Inputs: query, key, value, mask, dropout state, [scaling, p] (see Attention). Outputs: context (B, S, H, D) =
 // dropout(softmax(scores)) @ value with eager attention's dropout mask for this state, and stats (B, H, S, 2):
 // each row's softmax max and 1 / sum.
-extern "C" int AttentionForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *, void *) {
-  Attention a;
+namespace {
+int RunAttentionForward(bool bshd, int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
+  Attention a(bshd);
   if (nparam != 8 || !a.Read(params, ndims, shapes, dtypes) || std::strcmp(dtypes[6], "float32") != 0 ||
       std::strcmp(dtypes[7], "float32") != 0)
     return 1;
@@ -694,21 +714,30 @@ extern "C" int AttentionForward(int nparam, void **params, int *ndims, int64_t *
             for (int64_t c = 0; c < a.keys; ++c) row[c] = stream.Kept(first + c) ? row[c] * keep_scale : 0.0f;
           }
         }
-        if (!Gemm(false, false, rows, a.dim, a.keys, probs.data(), a.keys, a.ValueHead(b, h), a.dim, 0.0f,
+        if (!Gemm(false, false, rows, a.dim, a.keys, probs.data(), a.keys, a.ValueHead(b, h), a.kv_row, 0.0f,
                   context + ((b * a.seq + s0) * a.heads + h) * a.dim, a.heads * a.dim)) { ok = false; return; }
       }
     }
   });
   return ok ? 0 : 1;
 }
+}  // namespace
+
+extern "C" int AttentionForward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *, void *) {
+  return RunAttentionForward(false, nparam, params, ndims, shapes, dtypes);
+}
+extern "C" int AttentionForwardBSHD(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *, void *) {
+  return RunAttentionForward(true, nparam, params, ndims, shapes, dtypes);
+}
 
 // Inputs: query, key, value, mask, dropout state, [scaling, p] (as given to AttentionForward), its stats, and
-// dcontext (B, S, H, D). Outputs: dquery (B, H, S, D), dkey and dvalue (B, Hkv, K, D), summed over each key/value
-// head's query heads. Per block: probs from the stats, dvalue += dropped^T dcontext, dprobs = mask * (dcontext
+// dcontext (B, S, H, D). Outputs: dquery (B, H, S, D), dkey and dvalue (B, Hkv, K, D) (the BSHD kernel: in its
+// inputs' layout), summed over each key/value head's query heads. Per block: probs from the stats, dvalue += dropped^T dcontext, dprobs = mask * (dcontext
 // value^T) / (1 - p), dscores = probs * (dprobs - rowsum(dprobs * probs)) * scaling, dquery = dscores key,
 // dkey += dscores^T query: eager attention's gradient, in its order of roundings up to the sums' order.
-extern "C" int AttentionBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *, void *) {
-  Attention a;
+namespace {
+int RunAttentionBackward(bool bshd, int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
+  Attention a(bshd);
   if (nparam != 11 || !a.Read(params, ndims, shapes, dtypes) || !AllFloat32(nparam - 6, dtypes + 6)) return 1;
   const float *stats = static_cast<const float *>(params[6]);
   const float *dcontext = static_cast<const float *>(params[7]);
@@ -718,7 +747,6 @@ extern "C" int AttentionBackward(int nparam, void **params, int *ndims, int64_t 
   if (shapes[7][0] != a.batch || shapes[7][1] != a.seq || shapes[7][2] != a.heads || shapes[7][3] != a.dim) return 1;
   const DropoutStream stream(a.state, a.p);
   const float keep_scale = 1.0f / (1.0f - a.p);
-  const int64_t head_size = a.keys * a.dim;
   std::atomic<bool> ok{true};
   // One task per key/value head: it owns that head's dkey and dvalue, summed over its group of query heads.
   ParallelFor(a.batch * a.kv_heads, 1, [&](int64_t, int64_t begin, int64_t end) {
@@ -726,9 +754,12 @@ extern "C" int AttentionBackward(int nparam, void **params, int *ndims, int64_t 
     std::vector<uint8_t> kept(a.block_rows * a.keys);
     for (int64_t bkv = begin; bkv < end; ++bkv) {
       const int64_t b = bkv / a.kv_heads;
-      float *dk = dkey + bkv * head_size, *dv = dvalue + bkv * head_size;
-      std::fill(dk, dk + head_size, 0.0f);
-      std::fill(dv, dv + head_size, 0.0f);
+      float *dk = dkey + a.KeyValueOffset(b, (bkv % a.kv_heads) * a.groups);
+      float *dv = dvalue + a.KeyValueOffset(b, (bkv % a.kv_heads) * a.groups);
+      for (int64_t k = 0; k < a.keys; ++k) {
+        std::fill(dk + k * a.kv_row, dk + k * a.kv_row + a.dim, 0.0f);
+        std::fill(dv + k * a.kv_row, dv + k * a.kv_row + a.dim, 0.0f);
+      }
       for (int64_t h = (bkv % a.kv_heads) * a.groups; h < (bkv % a.kv_heads + 1) * a.groups; ++h) {
         const int64_t bh = b * a.heads + h;
         for (int64_t s0 = 0; s0 < a.seq; s0 += a.block_rows) {
@@ -751,9 +782,9 @@ extern "C" int AttentionBackward(int nparam, void **params, int *ndims, int64_t 
           }
           // dvalue += dropped^T dcontext, then work = dcontext value^T (the gradient of the dropped probs)
           if (!Gemm(true, false, a.keys, a.dim, rows, dropped, a.keys, dcontext_block, a.heads * a.dim, 1.0f, dv,
-                    a.dim) ||
-              !Gemm(false, true, rows, a.keys, a.dim, dcontext_block, a.heads * a.dim, a.ValueHead(b, h), a.dim, 0.0f,
-                    work.data(), a.keys)) { ok = false; return; }
+                    a.kv_row) ||
+              !Gemm(false, true, rows, a.keys, a.dim, dcontext_block, a.heads * a.dim, a.ValueHead(b, h), a.kv_row,
+                    0.0f, work.data(), a.keys)) { ok = false; return; }
           for (int64_t r = 0; r < rows; ++r) {
             float *dprobs = work.data() + r * a.keys, *pr = probs.data() + r * a.keys;
             if (a.p > 0.0f) {
@@ -767,10 +798,11 @@ extern "C" int AttentionBackward(int nparam, void **params, int *ndims, int64_t 
 #pragma omp simd
             for (int64_t c = 0; c < a.keys; ++c) pr[c] = pr[c] * (dprobs[c] - dot) * a.scaling;  // dscores, in place
           }
-          const float *q_block = a.q + (bh * a.seq + s0) * a.dim;
-          if (!Gemm(false, false, rows, a.dim, a.keys, probs.data(), a.keys, a.KeyHead(b, h), a.dim, 0.0f,
-                    dquery + (bh * a.seq + s0) * a.dim, a.dim) ||
-              !Gemm(true, false, a.keys, a.dim, rows, probs.data(), a.keys, q_block, a.dim, 1.0f, dk, a.dim)) {
+          const int64_t q_block = a.QueryOffset(b, h, s0);
+          if (!Gemm(false, false, rows, a.dim, a.keys, probs.data(), a.keys, a.KeyHead(b, h), a.kv_row, 0.0f,
+                    dquery + q_block, a.q_row) ||
+              !Gemm(true, false, a.keys, a.dim, rows, probs.data(), a.keys, a.q + q_block, a.q_row, 1.0f, dk,
+                    a.kv_row)) {
             ok = false;
             return;
           }
@@ -779,5 +811,13 @@ extern "C" int AttentionBackward(int nparam, void **params, int *ndims, int64_t 
     }
   });
   return ok ? 0 : 1;
+}
+}  // namespace
+
+extern "C" int AttentionBackward(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *, void *) {
+  return RunAttentionBackward(false, nparam, params, ndims, shapes, dtypes);
+}
+extern "C" int AttentionBackwardBSHD(int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes, void *, void *) {
+  return RunAttentionBackward(true, nparam, params, ndims, shapes, dtypes);
 }
 #endif  // MINDONE_FT_DNNL

@@ -30,6 +30,7 @@ from ...modeling_layers import (
     Conv1D,
     Dropout,
     Embedding,
+    FusedAttention,
     GradientCheckpointingLayer,
     LayerNorm,
     MultiHeadSelfAttention,
@@ -85,11 +86,12 @@ class GPT2Attention(MultiHeadSelfAttention):
         self.c_proj = Conv1D(self.embed_dim, self.embed_dim)
         self.resid_dropout = Dropout(p=config.resid_pdrop)
         self.cached_attention = CachedAttention()
+        self.fused_attention = FusedAttention()  # "BHSD", the key/value cache's layout
 
     def _project(self, hidden_states):
         """Query, key and value, each `(batch, heads, seq, head_dim)`."""
         query, key, value = ops.split(self.c_attn(hidden_states), self.embed_dim, axis=2)
-        return self._split_heads(query), self._split_heads(key), self._split_heads(value)
+        return tuple(self._split_heads(x).swapaxes(1, 2) for x in (query, key, value))
 
     def construct(self, hidden_states, attention_mask=None, past_key_value=None, cache_position=None,
                   output_attentions=False):
