@@ -131,6 +131,16 @@ def test_log_history_per_epoch_run(run_epoch):
     assert output.global_step == 10 and output.training_loss == pytest.approx(final["train_loss"])
 
 
+def test_a_logged_loss_is_the_mean_of_the_step_losses_it_covers(run_epoch, run_steps):
+    """The step losses are kept until the log reads them: each must keep its own value (a graph output buffer
+    reused by the next step would make a window's mean its last loss). The two runs train alike up to the first
+    checkpoint (step 5), which reseeds the dropout in the run that saves."""
+    per_step = [e["loss"] for e in _train_logs(run_steps[0])][:4]
+    windows = [e["loss"] for e in _train_logs(run_epoch[0])][:2]
+    assert len(set(per_step)) == 4
+    assert windows == pytest.approx([(per_step[0] + per_step[1]) / 2, (per_step[2] + per_step[3]) / 2], abs=1e-4)
+
+
 def test_compiles_are_counted_per_graph(run_epoch):
     trainer, _, _ = run_epoch
     final = trainer.log_history[-1]
