@@ -1,6 +1,7 @@
 """mindone_ft's fused CPU kernels against PyTorch autograd in float64: values, gradients, NaN, threads, building."""
 
 import logging
+from pathlib import Path
 
 import mindspore as ms
 import numpy as np
@@ -474,6 +475,16 @@ def test_build_is_cached_and_leaves_no_partial_files(tmp_path, monkeypatch):
     files = sorted(p.name for p in tmp_path.rglob("*") if p.is_file())
     assert files == ["cpu_kernels.so"]
     assert cpu.library_path.__wrapped__() == path  # found in the cache, not rebuilt
+
+
+def test_build_is_shared_when_mindspore_is_imported_through_links(tmp_path, monkeypatch):
+    """A venv or a folder of links to site-packages (benchmarks/torch_free_site) must not key another build: the
+    oneDNN link flags name MindSpore's real folder."""
+    real = Path(cpu.ms.__file__).resolve()
+    (tmp_path / "mindspore").symlink_to(real.parent, target_is_directory=True)
+    flags = cpu._onednn_link_flags()
+    monkeypatch.setattr(cpu.ms, "__file__", str(tmp_path / "mindspore" / real.name))
+    assert cpu._onednn_link_flags() == flags
 
 
 def test_build_failure_falls_back_with_a_warning(tmp_path, monkeypatch, caplog):

@@ -58,8 +58,10 @@ def _compiler() -> Optional[str]:
 
 def _onednn_link_flags() -> list:
     """Flags that link MindSpore's own oneDNN (the fused attention's matrix products), placed after the source;
-    [] where the wheel has none (the library is then built without `AttentionForward`/`AttentionBackward`)."""
-    lib_dir = Path(ms.__file__).parent / "lib"
+    [] where the wheel has none (the library is then built without `AttentionForward`/`AttentionBackward`).
+    The folder is resolved: MindSpore imported through a folder of links (a venv, `benchmarks/torch_free_site`)
+    shares the build, and the library's rpath does not depend on the links."""
+    lib_dir = Path(ms.__file__).resolve().parent / "lib"
     found = sorted(lib_dir.glob("libdnnl.so.*"))
     if not found:
         return []
