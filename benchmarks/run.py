@@ -957,9 +957,10 @@ def startup_section(info, results) -> list:
         "Start-up: the first train step of a fresh process and of a re-run (6x384, batch 16 x 128)",
         "--startup", info, STARTUP_HEADER, startup_rows(results),
         "Each row is a new process running the train step above once: `fresh` "
-        "with an empty mindone_ft compile cache folder, `re-run` a second process of the same job, which loads its "
-        "graphs from that folder (PyTorch has nothing to cache: its two rows are the same job twice). `to first "
-        "step end` counts from the process start (imports, model build, compile or cache load, the step); ratios "
+        "with an empty mindone_ft cache folder, as on a new machine, `re-run` a second process of the same job, "
+        "which loads its graphs from that folder (PyTorch has nothing to cache: its two rows are the same job "
+        "twice). `to first step end` counts from the process start (imports, model build, compile or cache load, "
+        "the step; the fresh run also builds the CPU kernels into the folder, ~4 s); ratios "
         "are ours / PyTorch's (< 1: we are faster or smaller). Peak RSS is the whole process after three steps; "
         "mindone_ft's processes run with torch hidden, as on a machine without it (with torch installed, "
         "transformers imports it during `import mindone_ft`: ~310 MiB more).",
@@ -1023,10 +1024,9 @@ def gradient_checkpointing_section(info, results) -> list:
         "own process with one thread, without and with `model.gradient_checkpointing_enable()` (every layer "
         "recomputed; transformers' default non-reentrant `torch.utils.checkpoint`). Peak RSS is the whole process "
         "(the framework, the model, AdamW state and the activations); CPU seconds per step are the median of 3 "
-        "steps after a warm-up step (robust on a loaded machine). GRAPH_MODE on CPU gains no memory: MindSpore "
-        "2.10's CPU graphs keep every intermediate until the graph ends (a forward-only graph of 6/12/24 MLP "
-        "blocks peaks at 2.3/3.9/7.1 GB, measured), so recomputing only adds time there; PYNATIVE_MODE frees "
-        "them, and Ascend/GPU graphs reuse memory (not measured here).",
+        "steps after a warm-up step (robust on a loaded machine). Before the fused attention kernels GRAPH_MODE "
+        "gained no memory here (5.7 -> 6.1 GB on 2026-12-02); see docs/performance_notes.md. Ascend/GPU graphs "
+        "reuse memory (not measured here).",
     )
 
 

@@ -51,7 +51,6 @@ from .modeling_layers import (
     Linear,
     RMSNorm,
 )
-from .utils import compat
 from .utils.offline import resolve_model_name
 
 logger = logging.getLogger(__name__)
@@ -824,12 +823,6 @@ class MSPreTrainedModel(TrainEvalModeMixin, nn.Cell):
         layers = self._checkpointing_layers()
         if not layers:
             raise ValueError(f"{type(self).__name__} does not support activation checkpointing.")
-        if not compat.recompute_lowers_peak_memory():
-            logger.warning(
-                "Activation checkpointing in GRAPH_MODE on CPU costs a forward pass per step without lowering peak "
-                "memory: MindSpore's CPU graphs keep every intermediate until the graph ends. Use PYNATIVE_MODE "
-                "on CPU to save memory (GRAPH_MODE on Ascend/GPU reuses it)."
-            )
         for index, layer in enumerate(layers):
             if layer.dropout_replay is None:
                 layer.dropout_replay = DropoutReplay(layer)

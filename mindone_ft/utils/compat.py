@@ -69,17 +69,6 @@ def supports_bf16_matmul() -> bool:
     return device_target() != CPU
 
 
-def recompute_lowers_peak_memory() -> bool:
-    """Whether recomputing layers (gradient checkpointing) can lower the current mode's peak memory.
-
-    Not in GRAPH_MODE on CPU: MindSpore 2.10's CPU graph runtime keeps every intermediate of a graph until the
-    graph ends (measured: a forward-only graph of 6/12/24 MLP blocks peaks at 2.3/3.9/7.1 GB, every output of
-    every block alive; `memory_optimize_level="O1"` does not change it and fails on our models). PYNATIVE_MODE
-    frees them (a 6-layer BERT train step at batch 64 x 128: 5.4 -> 2.3 GB with checkpointing); Ascend and GPU
-    graphs reuse memory (not measured here)."""
-    return not (device_target() == CPU and ms.get_context("mode") == ms.GRAPH_MODE)
-
-
 def supports_hardware_overflow_status() -> bool:
     """`nn.TrainOneStepWithLossScaleCell` needs NPUGetFloatStatusV2, which only Ascend has; we use
     `mindspore.amp.all_finite` everywhere instead, which works on every backend."""
