@@ -572,9 +572,8 @@ def fused_or_eager_attention(fused: FusedAttention, query, key, value, attention
                              kv_groups: int = 1):
     """`fused`'s attention where it applies (`FusedAttention.applies`), else `eager_attention` (with each key/value
     head repeated for the `kv_groups` query heads of its group). `query`, `key`, `value` are in `fused.layout`.
-    Returns `(context (batch, seq, heads, head_dim),
-    probabilities)`; the probabilities are None from the fused kernels, which `output_attentions` or a `head_mask`
-    rules out."""
+    Returns `(context (batch, seq, heads, head_dim), probabilities)`; the probabilities are None from the fused
+    kernels, which `output_attentions` or a `head_mask` rules out."""
     if fused.applies(query, value, attention_mask, dropout, head_mask, output_attentions):
         return fused_attention(fused, query, key, value, attention_mask, scaling, dropout), None
     query, key, value = fused.to_eager_layout(query), fused.to_eager_layout(key), fused.to_eager_layout(value)
