@@ -610,10 +610,12 @@ class MultiHeadSelfAttention(nn.Cell):
         num_attention_heads (`int`): number of heads.
         dropout_rate (`float`): dropout on the attention probabilities.
         mask_needs_gradient (`bool`): the additive mask carries learned values (see `FusedAttention`).
+        layout (`str`): the heads' layout `_split_heads` gives and the fused attention reads (see `FusedAttention`):
+            "BSHD", the projections viewed per head, unless the heads go into a key/value cache ("BHSD", GPT-2).
     """
 
     def __init__(self, hidden_size: int, num_attention_heads: int, dropout_rate: float,
-                 mask_needs_gradient: bool = False):
+                 mask_needs_gradient: bool = False, layout: str = "BSHD"):
         super().__init__()
         if hidden_size % num_attention_heads != 0:
             raise ValueError(
@@ -626,12 +628,14 @@ class MultiHeadSelfAttention(nn.Cell):
         self.scaling = self.attention_head_size**-0.5
         self.softmax = Softmax()
         self.dropout = Dropout(p=dropout_rate)
-        self.fused_attention = FusedAttention(mask_needs_gradient, layout="BSHD")
+        self.fused_attention = FusedAttention(mask_needs_gradient, layout)
 
     def _split_heads(self, x):
-        """`(batch, seq, all_head_size)` viewed as `(batch, seq, heads, head_dim)` (the fused attention's "BSHD")."""
+        """`(batch, seq, all_head_size)` viewed as `(batch, seq, heads, head_dim)`, then transposed to `(batch,
+        heads, seq, head_dim)` for the "BHSD" layout."""
         batch_size, seq_length = x.shape[0], x.shape[1]
-        return x.view(batch_size, seq_length, self.num_attention_heads, self.attention_head_size)
+        heads = x.view(batch_size, seq_length, self.num_attention_heads, self.attention_head_size)
+        return heads.swapaxes(1, 2) if self.fused_attention.layout == "BHSD" else heads
 
     def attend(self, query, key, value, attention_mask=None, head_mask=None, output_attentions: bool = False):
         """Attention of the projected `query`, `key`, `value` `(batch, seq, all_head_size)`; `attention_mask` is

@@ -613,7 +613,7 @@ struct Attention {
   const int64_t *state;
   float scaling, p;
   int64_t batch, heads, seq, dim, kv_heads, keys, mask_batch, mask_heads, mask_seq, groups, block_rows;
-  bool bshd = false;
+  bool bshd;
   int64_t q_row, kv_row;  // elements between consecutive rows (tokens) of one head
 
   explicit Attention(bool bshd_layout) : bshd(bshd_layout) {}
@@ -732,9 +732,10 @@ extern "C" int AttentionForwardBSHD(int nparam, void **params, int *ndims, int64
 
 // Inputs: query, key, value, mask, dropout state, [scaling, p] (as given to AttentionForward), its stats, and
 // dcontext (B, S, H, D). Outputs: dquery (B, H, S, D), dkey and dvalue (B, Hkv, K, D) (the BSHD kernel: in its
-// inputs' layout), summed over each key/value head's query heads. Per block: probs from the stats, dvalue += dropped^T dcontext, dprobs = mask * (dcontext
-// value^T) / (1 - p), dscores = probs * (dprobs - rowsum(dprobs * probs)) * scaling, dquery = dscores key,
-// dkey += dscores^T query: eager attention's gradient, in its order of roundings up to the sums' order.
+// inputs' layout), summed over each key/value head's query heads. Per block: probs from the stats, dvalue +=
+// dropped^T dcontext, dprobs = mask * (dcontext value^T) / (1 - p), dscores = probs * (dprobs - rowsum(dprobs *
+// probs)) * scaling, dquery = dscores key, dkey += dscores^T query: eager attention's gradient, in its order of
+// roundings up to the sums' order.
 namespace {
 int RunAttentionBackward(bool bshd, int nparam, void **params, int *ndims, int64_t **shapes, const char **dtypes) {
   Attention a(bshd);

@@ -30,7 +30,6 @@ from ...modeling_layers import (
     Conv1D,
     Dropout,
     Embedding,
-    FusedAttention,
     GradientCheckpointingLayer,
     LayerNorm,
     MultiHeadSelfAttention,
@@ -75,7 +74,8 @@ class GPT2Attention(MultiHeadSelfAttention):
     and normalized in float32 whatever the model dtype."""
 
     def __init__(self, config: GPT2Config, layer_idx: int):
-        super().__init__(config.hidden_size, config.num_attention_heads, config.attn_pdrop)
+        # heads first: the key/value cache's layout
+        super().__init__(config.hidden_size, config.num_attention_heads, config.attn_pdrop, layout="BHSD")
         self.layer_idx = layer_idx
         self.embed_dim = config.hidden_size
         self.scaling = self.attention_head_size**-0.5 if config.scale_attn_weights else 1.0
@@ -86,12 +86,11 @@ class GPT2Attention(MultiHeadSelfAttention):
         self.c_proj = Conv1D(self.embed_dim, self.embed_dim)
         self.resid_dropout = Dropout(p=config.resid_pdrop)
         self.cached_attention = CachedAttention()
-        self.fused_attention = FusedAttention()  # "BHSD", the key/value cache's layout
 
     def _project(self, hidden_states):
         """Query, key and value, each `(batch, heads, seq, head_dim)`."""
         query, key, value = ops.split(self.c_attn(hidden_states), self.embed_dim, axis=2)
-        return tuple(self._split_heads(x).swapaxes(1, 2) for x in (query, key, value))
+        return self._split_heads(query), self._split_heads(key), self._split_heads(value)
 
     def construct(self, hidden_states, attention_mask=None, past_key_value=None, cache_position=None,
                   output_attentions=False):
@@ -247,7 +246,7 @@ class GPT2Model(GPT2PreTrainedModel):
                 all_hidden_states = all_hidden_states + (hidden_states,)
             past = past_key_values[i] if past_key_values is not None else None
             hidden_states, probs, present = checkpointed_call(block, hidden_states, mask, past, write_position,
-                                                        output_attentions)
+                                                              output_attentions)
             presents = presents + (present,)
             if output_attentions:
                 all_attentions = all_attentions + (probs,)

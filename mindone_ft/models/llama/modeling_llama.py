@@ -332,8 +332,8 @@ class LlamaModel(LlamaPreTrainedModel):
             mask = sliding_mask if self.layer_is_sliding[i] else full_mask
             cos, sin = sliding_rotary if self.layer_is_sliding[i] else full_rotary
             past = past_key_values[i] if past_key_values is not None else None
-            hidden_states, probs, present = checkpointed_call(layer, hidden_states, cos, sin, mask, past, write_position,
-                                                        output_attentions)
+            hidden_states, probs, present = checkpointed_call(layer, hidden_states, cos, sin, mask, past,
+                                                              write_position, output_attentions)
             presents = presents + (present,)
             if output_attentions:
                 all_attentions = all_attentions + (probs,)
