@@ -216,6 +216,62 @@ def test_mismatched_shapes(pynative, tiny_cls_dir, caplog):
     assert model.state_dict_numpy()["classifier.weight"].shape == (5, 32)
 
 
+def _initialized_shapes(monkeypatch) -> list:
+    """Records the shape of every parameter a model's `_init_weights` sets from now on (dense and norm layers
+    through `_init_parameter`, embedding tables through `initializer(...).init_data()`)."""
+    shapes = []
+    real = modeling_utils.initializer
+
+    def recording(init, shape, dtype):
+        shapes.append(tuple(shape))
+        return real(init, shape, dtype)
+
+    monkeypatch.setattr(modeling_utils, "initializer", recording)
+    return shapes
+
+
+@pytest.mark.parametrize("model_type", ["bert", "gpt2"])  # GPT-2's attention and MLP cells init their children
+def test_from_pretrained_initializes_only_what_the_checkpoint_lacks(pynative, tmp_path, monkeypatch, model_type):
+    """Like transformers: drawing random values for weights that are then overwritten is wasted start-up time
+    (~1.7 s for the default MiniLM, about a minute for a 1B model on CPU)."""
+    torch.manual_seed(0)
+    if model_type == "bert":
+        config = tiny_config(num_labels=3)
+        transformers.BertModel(config).save_pretrained(tmp_path)
+        task_class, head = mindone_ft.BertForSequenceClassification, {(3, 32), (3,)}
+    else:
+        config = transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=64, vocab_size=99, num_labels=3,
+                                         pad_token_id=0)
+        transformers.GPT2Model(config).save_pretrained(tmp_path)
+        task_class, head = mindone_ft.GPT2ForSequenceClassification, {(3, 32)}
+    saved = load_state_dict_from_file(str(tmp_path / "model.safetensors"))
+
+    shapes = _initialized_shapes(monkeypatch)
+    task_class.from_config(config)
+    assert len(shapes) > 2 * len(head)  # a model built from its config draws everything
+
+    shapes.clear()
+    model = task_class.from_pretrained(tmp_path)
+    assert set(shapes) == head, shapes  # only the new head
+    loaded = model.state_dict_numpy()
+    for name, array in saved.items():
+        key = f"{model.base_model_prefix}.{name}"
+        if key in loaded:
+            np.testing.assert_array_equal(loaded[key], array, err_msg=key)
+    weight = loaded[[k for k in loaded if k.endswith("weight") and loaded[k].shape == (3, 32)][0]]
+    assert 0.5 * config.initializer_range < weight.std() < 1.5 * config.initializer_range  # the model's own init
+
+
+def test_mismatched_parameters_get_a_fresh_init(pynative, tiny_cls_dir, monkeypatch):
+    shapes = _initialized_shapes(monkeypatch)
+    model = mindone_ft.BertForSequenceClassification.from_pretrained(tiny_cls_dir, num_labels=5,
+                                                                     ignore_mismatched_sizes=True)
+    assert set(shapes) == {(5, 32), (5,)}
+    weights = model.state_dict_numpy()
+    assert np.all(weights["classifier.bias"] == 0)
+    assert 0.01 < weights["classifier.weight"].std() < 0.03  # normal(0, 0.02), not the layer's own default
+
+
 def _fake_hub_cache(cache_dir, repo_id: str, source_folder) -> None:
     """The layout huggingface_hub writes: models--org--name/{refs/main, snapshots/<sha>/...}."""
     sha = "0123456789abcdef0123456789abcdef01234567"

@@ -187,7 +187,7 @@ class AlbertPreTrainedModel(MSPreTrainedModel):
     def _init_weights(self, cell: nn.Cell) -> None:
         super()._init_weights(cell)
         if isinstance(cell, AlbertMLMHead):
-            cell.bias.set_data(initializer("zeros", cell.bias.shape, cell.bias.dtype))
+            self._init_parameter(cell.bias, "zeros")
 
     def _add_base_model(self, config: AlbertConfig, add_pooling_layer: bool = True) -> None:
         """The hook through which the BERT heads reused below build their encoder: `self.albert`."""

@@ -248,7 +248,7 @@ class BertPreTrainedModel(MSPreTrainedModel):
     def _init_weights(self, cell: nn.Cell) -> None:
         super()._init_weights(cell)
         if isinstance(cell, BertLMPredictionHead):
-            cell.bias.set_data(initializer("zeros", cell.bias.shape, cell.bias.dtype))
+            self._init_parameter(cell.bias, "zeros")
 
     def _add_base_model(self, config: BertConfig, add_pooling_layer: bool = True) -> None:
         """`self.bert = BertModel(...)`. Families reusing these heads override it to set their own base model under

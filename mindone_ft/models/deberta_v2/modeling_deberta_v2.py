@@ -548,12 +548,10 @@ class DebertaV2PreTrainedModel(MSPreTrainedModel):
     def _init_weights(self, cell: nn.Cell) -> None:
         super()._init_weights(cell)
         if isinstance(cell, (LegacyDebertaV2LMPredictionHead, DebertaV2LMPredictionHead)):
-            cell.bias.set_data(initializer("zeros", cell.bias.shape, cell.bias.dtype))
+            self._init_parameter(cell.bias, "zeros")
         elif isinstance(cell, Conv1d):  # transformers initializes convolutions like linear layers
-            cell.weight.set_data(
-                initializer(Normal(self.config.initializer_range, 0.0), cell.weight.shape, cell.weight.dtype)
-            )
-            cell.bias.set_data(initializer("zeros", cell.bias.shape, cell.bias.dtype))
+            self._init_parameter(cell.weight, Normal(self.config.initializer_range, 0.0))
+            self._init_parameter(cell.bias, "zeros")
 
     def _run_deberta(self, input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
                      output_attentions, output_hidden_states):

@@ -22,7 +22,7 @@ key/value cache works as Llama's (`mindone_ft.cache_utils`). Cross-attention
 
 import mindspore as ms
 from mindspore import nn, ops
-from mindspore.common.initializer import Normal, initializer
+from mindspore.common.initializer import Normal
 from transformers import GPT2Config
 
 from ...modeling_layers import (
@@ -163,8 +163,8 @@ class GPT2PreTrainedModel(MSPreTrainedModel):
             std = self.config.initializer_range
             first = cell.c_attn if isinstance(cell, GPT2Attention) else cell.c_fc
             for conv, conv_std in ((first, std), (cell.c_proj, std / (2 * self.config.n_layer) ** 0.5)):
-                conv.weight.set_data(initializer(Normal(conv_std, 0.0), conv.weight.shape, conv.weight.dtype))
-                conv.bias.set_data(initializer("zeros", conv.bias.shape, conv.bias.dtype))
+                self._init_parameter(conv.weight, Normal(conv_std, 0.0))
+                self._init_parameter(conv.bias, "zeros")
 
     def _add_base_model(self, config: GPT2Config) -> None:
         """The bare model under `transformer` (the task heads inherited from Llama's build it)."""

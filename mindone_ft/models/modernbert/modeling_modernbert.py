@@ -15,7 +15,7 @@ import math
 
 import mindspore as ms
 from mindspore import Tensor, nn, ops
-from mindspore.common.initializer import TruncatedNormal, initializer
+from mindspore.common.initializer import TruncatedNormal
 from transformers import ModernBertConfig
 
 from ...modeling_layers import (
@@ -222,11 +222,9 @@ class ModernBertPreTrainedModel(MSPreTrainedModel):
         }
 
         def init_weight(target: nn.Cell, std: float) -> None:
-            target.weight.set_data(initializer(
-                TruncatedNormal(std, 0.0, -cutoff * std, cutoff * std), target.weight.shape, target.weight.dtype
-            ))
+            self._init_parameter(target.weight, TruncatedNormal(std, 0.0, -cutoff * std, cutoff * std))
             if isinstance(target, nn.Dense) and target.bias is not None:
-                target.bias.set_data(initializer("zeros", target.bias.shape, target.bias.dtype))
+                self._init_parameter(target.bias, "zeros")
 
         # Every Linear and Embedding is initialized by the cell that owns it (below), as in transformers; the
         # generic normal init must not run after it (cells are visited parents first here).

@@ -207,7 +207,7 @@ class MPNetPreTrainedModel(MSPreTrainedModel):
     def _init_weights(self, cell: nn.Cell) -> None:
         super()._init_weights(cell)
         if isinstance(cell, MPNetLMHead):
-            cell.bias.set_data(initializer("zeros", cell.bias.shape, cell.bias.dtype))
+            self._init_parameter(cell.bias, "zeros")
 
     def _run_mpnet(self, input_ids, attention_mask, position_ids, inputs_embeds, output_attentions,
                    output_hidden_states):

@@ -105,7 +105,7 @@ class RobertaPreTrainedModel(BertPreTrainedModel):
     def _init_weights(self, cell: nn.Cell) -> None:
         super()._init_weights(cell)
         if isinstance(cell, RobertaLMHead):
-            cell.bias.set_data(initializer("zeros", cell.bias.shape, cell.bias.dtype))
+            self._init_parameter(cell.bias, "zeros")
 
     def _add_base_model(self, config: RobertaConfig, add_pooling_layer: bool = True) -> None:
         self.roberta = RobertaModel(config, add_pooling_layer=add_pooling_layer)
