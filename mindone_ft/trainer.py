@@ -49,8 +49,8 @@ from .mindspore_adapter import (
     ReturnLoss,
     TrainOneStepWrapper,
     ZeroAdamW,
+    fitted_length_buckets,
     init_environment,
-    length_buckets,
 )
 from .data import as_numpy_collator
 from .mindspore_adapter.collectives import all_gather, all_reduce_sum, barrier
@@ -189,8 +189,10 @@ class Trainer:
             its adapter only (and its `modules_to_save`): the optimizer holds those parameters alone.
         args (`TrainingArguments`, *optional*): defaults to `TrainingArguments(output_dir="trainer_output")`.
         data_collator (`Callable`, *optional*): turns a list of rows into a dict of numpy arrays. Default:
-            dynamic padding (`NumpyDataCollator` with the tokenizer's pad id) to `length_buckets` of the longest
-            tokenized row (at most 8 lengths: 16-token steps when the longest row has 128 tokens).
+            dynamic padding (`NumpyDataCollator` with the tokenizer's pad id) up to a few bucket lengths, one graph
+            compile each, placed where the dataset's batches fall (`fitted_length_buckets`: as many buckets as
+            `length_buckets` of the longest row would have its batches use, at most 8, and less padding). A
+            custom collator's batches are padded up to the same buckets.
         train_dataset, eval_dataset (`datasets.Dataset`, *optional*): tokenized datasets (`eval_dataset` may be
             a dict of datasets, evaluated one by one with prefix `eval_<name>`).
         processing_class (*optional*): the tokenizer; gives the pad id and is saved with checkpoints.
@@ -340,10 +342,11 @@ class Trainer:
             dataset = dataset.remove_columns(ignored)
         return dataset
 
-    def _collator(self, lengths: Optional[list]) -> Callable:
+    def _collator(self, lengths: Optional[list], batch_size: int, order: str) -> Callable:
         # Padded lengths come from a few buckets, so GRAPH_MODE compiles a bounded number of shapes instead of
-        # one per distinct batch length.
-        buckets = length_buckets(max(max(lengths), 1)) if lengths else None
+        # one per distinct batch length. They depend only on the dataset and the batching, so every rank, a
+        # resumed run and a re-run (whose graphs the compile cache has) pad alike.
+        buckets = fitted_length_buckets(lengths, batch_size, order) if lengths else None
         # Without a tokenizer the model config's pad id is the best guess (transformers would not pad at all).
         pad_id = None if self.processing_class is not None else getattr(self.model.config, "pad_token_id", None)
         if self.data_collator is not None:  # numpy batches (not torch), padded up to the buckets too
@@ -378,6 +381,8 @@ class Trainer:
         lengths = self._lengths(dataset)
         dataset = self._remove_unused_columns(dataset, description)
         group = train and self.args.train_sampling_strategy == "group_by_length"
+        shuffle = train and self.args.train_sampling_strategy == "random"
+        order = "grouped" if group else "random" if shuffle else "sequential"
         if group and lengths is None:
             raise ValueError("group_by_length needs an `input_ids` column or `length_column_name` in the dataset.")
         if not train and len(dataset) < self.world_size:  # a rank without rows would skip the gather and hang
@@ -386,8 +391,8 @@ class Trainer:
         return MSDataLoader(
             dataset,
             batch_size=batch_size,
-            collate_fn=self._collator(lengths),
-            shuffle=train and self.args.train_sampling_strategy == "random",
+            collate_fn=self._collator(lengths, batch_size, order),
+            shuffle=shuffle,
             seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
             drop_last=train and self.args.dataloader_drop_last,
             # Training shards are padded so ranks step in lockstep; evaluation repeats no row, so that gathered

@@ -5,7 +5,13 @@ import pytest
 
 import mindspore as ms
 
-from mindone_ft.mindspore_adapter import HF2MSDataset, MSDataLoader, NumpyDataCollator, length_buckets
+from mindone_ft.mindspore_adapter import (
+    HF2MSDataset,
+    MSDataLoader,
+    NumpyDataCollator,
+    fitted_length_buckets,
+    length_buckets,
+)
 
 PAD = 7
 
@@ -56,6 +62,49 @@ def test_buckets_bound_the_number_of_shapes():
     assert collator(rows([3, 40]))["input_ids"].shape == (2, 48)
     with pytest.raises(ValueError, match="largest bucket 128.*truncation=True"):
         collator(rows([3, 129]))
+
+
+def _padded_and_shapes(lengths, buckets, batch_size, epochs, seed=0):
+    """Padded tokens and the set of padded lengths of `epochs` shuffled epochs batched with `buckets`."""
+    rng, lengths, padded, shapes = np.random.default_rng(seed), np.asarray(lengths), 0, set()
+    for _ in range(epochs):
+        order = rng.permutation(len(lengths))
+        for start in range(0, len(lengths), batch_size):
+            batch = lengths[order[start:start + batch_size]]
+            bucket = min(b for b in buckets if b >= batch.max())
+            shapes.add(bucket)
+            padded += bucket * len(batch)
+    return padded, shapes
+
+
+@pytest.mark.parametrize("batch_size", [8, 32])
+def test_fitted_buckets_pad_less_with_no_more_graphs(batch_size):
+    """Short reviews, like the README demo's (median ~26 tokens, a long tail): even buckets leave most batches
+    in a few wide ones; fitted ones sit where the batches' longest rows fall."""
+    lengths = np.clip(np.random.default_rng(1).lognormal(3.2, 0.4, 2000).astype(int), 3, 120).tolist()
+    even = length_buckets(max(lengths))
+    fitted = fitted_length_buckets(lengths, batch_size, "random")
+    assert fitted[-1] == max(lengths) and fitted == sorted(set(fitted))
+    assert all(b % 8 == 0 for b in fitted[:-1])
+    even_tokens, even_shapes = _padded_and_shapes(lengths, even, batch_size, epochs=20)
+    fitted_tokens, fitted_shapes = _padded_and_shapes(lengths, fitted, batch_size, epochs=20)
+    assert len(fitted_shapes) <= len(even_shapes)
+    assert fitted_tokens < {8: 0.95, 32: 0.98}[batch_size] * even_tokens, (even, fitted, fitted_tokens / even_tokens)
+
+
+def test_fitted_buckets_known_cases():
+    # In order, batches of one: their longest rows are 10, 10, 17, 17, 33; length_buckets(33) would use 3 buckets.
+    assert fitted_length_buckets([10, 10, 17, 17, 33], 1, "sequential", multiple=1) == [10, 17, 33]
+    assert fitted_length_buckets([10, 10, 17, 17, 33], 1, "sequential") == [16, 24, 33]
+    assert fitted_length_buckets([20] * 50, 4, "random") == [20]  # one length: one bucket
+    assert fitted_length_buckets([5, 9, 30, 31, 2, 4], 2, "sequential") == [8, 16, 31]  # batches: 9, 31, 4
+    # group_by_length: a batch's rows have about the same length, so the buckets follow the rows' lengths.
+    grouped = fitted_length_buckets([12] * 90 + [40] * 9 + [60], 10, "grouped")
+    assert grouped == [16, 40, 60]
+    with pytest.raises(ValueError, match="'random', 'sequential', 'grouped'"):
+        fitted_length_buckets([3, 4], 2, "shuffled")
+    with pytest.raises(ValueError, match="batch_size >= 1"):
+        fitted_length_buckets([3, 4], 0)
 
 
 def test_max_length_and_multiple_of_padding():

@@ -351,13 +351,21 @@ def test_group_by_length_bounds_batch_shapes(data, tmp_path):
     for epoch in range(3):
         loader.set_epoch(epoch)
         widths |= {batch["input_ids"].shape[1] for batch in loader}
-    from mindone_ft.mindspore_adapter import length_buckets
+    from mindone_ft.mindspore_adapter import fitted_length_buckets
 
-    assert widths <= set(length_buckets(max(len(ids) for ids in long["input_ids"]))) and len(widths) <= 8
+    lengths = [len(ids) for ids in long["input_ids"]]
+    assert widths <= set(fitted_length_buckets(lengths, 4, "grouped")) and len(widths) <= 8
     plain = Trainer(model=trainer.model, args=TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4),
-                    train_dataset=long, processing_class=tokenizer).get_train_dataloader()
+                    train_dataset=long, eval_dataset=long, processing_class=tokenizer)
     padding = lambda ld: sum(int((b["attention_mask"] == 0).sum()) for b in ld)  # noqa: E731
-    assert padding(loader) < padding(plain)
+    assert padding(loader) < padding(plain.get_train_dataloader())
+    # Shuffled training and in-order evaluation batches are padded to buckets fitted to their own batching.
+    assert {b["input_ids"].shape[1] for b in plain.get_train_dataloader()} <= set(
+        fitted_length_buckets(lengths, 4, "random"))
+    in_order = [max(lengths[i:i + 8]) for i in range(0, len(lengths), 8)]
+    buckets = fitted_length_buckets(lengths, 8, "sequential")
+    assert [b["input_ids"].shape[1] for b in plain.get_eval_dataloader()] == [
+        min(b for b in buckets if b >= m) for m in in_order]
 
 
 def test_data_seed_changes_order_only(data, tmp_path):

@@ -41,6 +41,86 @@ def length_buckets(max_length: int, multiple: Optional[int] = None, max_buckets:
     return buckets + [max_length]
 
 
+BATCH_ORDERS = ("random", "sequential", "grouped")
+
+
+def fitted_length_buckets(lengths: Sequence[int], batch_size: int, order: str = "random",
+                          multiple: int = 8, max_buckets: int = 8) -> List[int]:
+    """Bucket lengths placed where this dataset's batches fall, for the Trainer's default collator.
+
+    `length_buckets(max(lengths))` spaces its buckets evenly, so most of a dataset's batches may share a few of
+    them, each padded up to twice the step (on the README's reviews in shuffled batches of 8: buckets 16, ..., 64
+    and 65, of which 32, 48, 64 and 65 are used). This keeps as many buckets as those batches are expected to use
+    (the last one, and the others expected to take at least half a batch per epoch), hence as many graph compiles, and places them, among the multiples of
+    `multiple` and the longest row, where they minimise the expected padded length of a batch (there: 40, 48, 56,
+    65, 6.5% fewer padded tokens). Every row fits: the last bucket is the longest row.
+
+    Args:
+        lengths (`Sequence[int]`): every row's token count.
+        batch_size (`int`): rows per batch.
+        order (`str`, *optional*, defaults to `"random"`): how rows are batched: `"random"` (shuffled; a batch's
+            longest row follows the distribution of the longest of `batch_size` rows drawn without replacement),
+            `"sequential"` (in dataset order: the batches' longest rows are known exactly) or `"grouped"`
+            (`group_by_length`: a batch's rows have about the same length, so its longest row follows the
+            distribution of the rows' lengths).
+        multiple (`int`, *optional*, defaults to 8): bucket lengths below the longest row are multiples of it.
+        max_buckets (`int`, *optional*, defaults to 8): as in `length_buckets`, which gives the bucket count.
+    """
+    if order not in BATCH_ORDERS:
+        raise ValueError(f"`order` must be one of {BATCH_ORDERS}, got {order!r}.")
+    if batch_size < 1 or multiple < 1 or not len(lengths) or min(lengths) < 0:
+        raise ValueError(f"`fitted_length_buckets` needs rows, batch_size >= 1 and multiple >= 1, got "
+                         f"{len(lengths)} rows, batch_size {batch_size} and multiple {multiple}.")
+    lengths = np.asarray(lengths, dtype=np.int64)
+    longest = max(int(lengths.max()), 1)
+    even = length_buckets(longest, max_buckets=max_buckets)
+    candidates = np.array(sorted({*range(multiple, longest, multiple), longest}))
+    # P(a batch's longest row <= c) for each candidate c, then the probability of each candidate's interval.
+    if order == "sequential":
+        maxima = np.array([lengths[i:i + batch_size].max() for i in range(0, len(lengths), batch_size)])
+        at_most = np.searchsorted(np.sort(maxima), candidates, side="right") / len(maxima)
+    else:
+        rows_at_most = np.searchsorted(np.sort(lengths), candidates, side="right").astype(np.float64)
+        if order == "grouped":
+            at_most = rows_at_most / len(lengths)
+        else:  # all of a batch's rows (a full one, or every row when there are fewer) are among those <= c
+            drawn = min(batch_size, len(lengths))
+            at_most = np.prod([np.clip((rows_at_most - i) / (len(lengths) - i), 0, 1) for i in range(drawn)], 0)
+    mass = np.diff(np.concatenate([[0.0], at_most]))
+    batches_per_epoch = math.ceil(len(lengths) / batch_size)
+    even_mass = np.bincount(np.searchsorted(even, candidates), weights=mass, minlength=len(even))
+    used = even_mass * batches_per_epoch >= 0.5
+    used[-1] = True  # the longest row is in some batch every epoch
+    count = int(used.sum())
+    return _fewest_padded_tokens(candidates.tolist(), mass, count)
+
+
+def _fewest_padded_tokens(candidates: List[int], mass: np.ndarray, count: int) -> List[int]:
+    """The `count` candidates (the last always among them) minimising the expected padded length, when
+    `mass[j]` is the probability that a batch's longest row falls in `(candidates[j-1], candidates[j]]` and a
+    batch is padded to the smallest chosen candidate that fits it (dynamic programming over the candidates)."""
+    m = len(candidates)
+    count = min(count, m)
+    cumulative = np.concatenate([[0.0], np.cumsum(mass)])
+    # best[k][j]: least cost of the intervals up to candidate j with k buckets, the last at candidate j.
+    best = np.full((count + 1, m), np.inf)
+    choice = np.zeros((count + 1, m), dtype=np.int64)
+    for j in range(m):
+        best[1][j] = candidates[j] * cumulative[j + 1]
+    for k in range(2, count + 1):
+        for j in range(k - 1, m):
+            costs = [best[k - 1][i] + candidates[j] * (cumulative[j + 1] - cumulative[i + 1]) for i in range(j)]
+            choice[k][j] = int(np.argmin(costs))
+            best[k][j] = costs[choice[k][j]]
+    k = int(np.argmin(best[1:, m - 1])) + 1  # fewer buckets when more would not pad less
+    chosen, j = [m - 1], m - 1
+    while k > 1:
+        j = choice[k][j]
+        chosen.append(j)
+        k -= 1
+    return [candidates[j] for j in reversed(chosen)]
+
+
 class HF2MSDataset:
     """Random-access view of a Hugging Face dataset for `mindspore.dataset.GeneratorDataset`.
 
