@@ -108,8 +108,8 @@ def _fewest_padded_tokens(candidates: List[int], mass: np.ndarray, count: int) -
     for j in range(m):
         best[1][j] = candidates[j] * cumulative[j + 1]
     for k in range(2, count + 1):
-        for j in range(k - 1, m):
-            costs = [best[k - 1][i] + candidates[j] * (cumulative[j + 1] - cumulative[i + 1]) for i in range(j)]
+        for j in range(k - 1, m):  # the previous bucket at i < j; vectorized over i (m ~ 4096 at 32k tokens)
+            costs = best[k - 1][:j] + candidates[j] * (cumulative[j + 1] - cumulative[1:j + 1])
             choice[k][j] = int(np.argmin(costs))
             best[k][j] = costs[choice[k][j]]
     k = int(np.argmin(best[1:, m - 1])) + 1  # fewer buckets when more would not pad less
