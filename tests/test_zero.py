@@ -145,10 +145,15 @@ def test_zero_ends_on_the_weights_of_plain_data_parallel(zero_job, run, baseline
     assert info["optimizer"] == "ZeroAdamW" and base_info["optimizer"] == "AdamW"
     assert info["logged_losses"] == base_info["logged_losses"]
     np.testing.assert_allclose(info["grad_norms"], base_info["grad_norms"], rtol=1e-5)  # clipping is on
+    # Attention key biases have an exactly-zero true gradient (softmax ignores a shift of all scores of a query):
+    # their gradients are rounding noise, which differs with the reduction (all-reduce vs reduce-scatter) and
+    # which Adam's normalisation turns into full-size steps (as in test_distributed).
+    compared = [k for k in base_params if not k.endswith("attention.self.key.bias")]
+    assert len(compared) == len(base_params) - 2
     for rank in range(WORLD_SIZE):
         params = results[run][rank][1]
         assert params.keys() == base_params.keys()
-        for name in base_params:
+        for name in compared:
             np.testing.assert_allclose(params[name], base_params[name], rtol=0, atol=1e-5, err_msg=f"{rank}:{name}")
     moved = max(np.abs(base_params[k] - results["dp"][0][1][k]).max() for k in base_params)
     assert baseline == "dp" or moved > 1e-3  # the accumulated run trained differently from the plain one
