@@ -51,9 +51,10 @@ def fitted_length_buckets(lengths: Sequence[int], batch_size: int, order: str = 
     `length_buckets(max(lengths))` spaces its buckets evenly, so most of a dataset's batches may share a few of
     them, each padded up to twice the step (on the README's reviews in shuffled batches of 8: buckets 16, ..., 64
     and 65, of which 32, 48, 64 and 65 are used). This keeps as many buckets as those batches are expected to use
-    (the last one, and the others expected to take at least half a batch per epoch), hence as many graph compiles, and places them, among the multiples of
-    `multiple` and the longest row, where they minimise the expected padded length of a batch (there: 40, 48, 56,
-    65, 6.5% fewer padded tokens). Every row fits: the last bucket is the longest row.
+    (the last one, and the others expected to take at least half a batch per epoch), hence as many graph
+    compiles, and places them, among the multiples of `multiple` and the longest row, where they minimise the
+    expected padded length of a batch (there: 40, 48, 56, 65, 6.5% fewer padded tokens). Every row fits: the
+    last bucket is the longest row.
 
     Args:
         lengths (`Sequence[int]`): every row's token count.
