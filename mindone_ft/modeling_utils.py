@@ -32,6 +32,7 @@ import os
 import re
 import shutil
 import tempfile
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
@@ -70,6 +71,10 @@ WEIGHTS_CANDIDATES = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, WEIGHTS_NAME, 
 # second on CPU: ~1.7 s for the 22.7M-parameter MiniLM, about a minute at that rate for a 1B model).
 # Module state, not Cell attributes: those enter the compile cache's graph fingerprints.
 _INIT_STATE = {"deferred": False, "loaded_next": frozenset()}
+# Cells a `post_init` has initialized, like transformers' `_is_hf_initialized`: a task model's `__init__` builds
+# its base model, whose own `post_init` initializes it, so the task model's `post_init` must skip those cells
+# (drawing them again cost `from_config` ~2 s on the MiniLM, and a second stream of draws).
+_INITIALIZED_CELLS: "weakref.WeakSet[nn.Cell]" = weakref.WeakSet()
 
 
 @contextlib.contextmanager
@@ -504,10 +509,13 @@ class MSPreTrainedModel(TrainEvalModeMixin, nn.Cell):
         """Initializes all weights and ties them; subclasses call this at the end of `__init__`.
 
         Inside `from_pretrained` the initialization runs once the model is built, and only for the parameters the
-        checkpoint does not provide."""
+        checkpoint does not provide. Each cell is initialized once: cells a nested model's `post_init` (the base
+        model's, inside a task model's `__init__`) has initialized are skipped."""
         if not _INIT_STATE["deferred"]:
             for _, cell in self.cells_and_names():
-                self._init_weights(cell)
+                if cell not in _INITIALIZED_CELLS:
+                    self._init_weights(cell)
+                    _INITIALIZED_CELLS.add(cell)
         self.tie_weights()
 
     def _init_weights(self, cell: nn.Cell) -> None:

@@ -62,8 +62,11 @@ def test_two_ranks_match_one_process_with_double_batch(runs):
     # query): their gradients are rounding noise, which Adam's normalisation turns into full-size steps.
     compared = [k for k in single_params if not k.endswith("attention.self.key.bias")]
     assert len(compared) == len(single_params) - 2
+    # Elsewhere the all-reduced gradients differ from the double batch's by rounding only, which Adam's
+    # normalisation makes up to ~1e-5 where a gradient is tiny. 1e-4 is 1% of one step at lr 1e-2: a missing
+    # or wrong all-reduce moves the parameters by steps of ~lr.
     for name in compared:
-        np.testing.assert_allclose(rank0_params[name], single_params[name], rtol=0, atol=1e-5, err_msg=name)
+        np.testing.assert_allclose(rank0_params[name], single_params[name], rtol=0, atol=1e-4, err_msg=name)
 
 
 def test_parameters_identical_on_every_rank(runs):

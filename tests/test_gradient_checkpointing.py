@@ -130,7 +130,9 @@ def _train(data, tmp_path, model, checkpointing: bool):
 
 def _assert_same_run(run, checkpointed_run):
     (losses, params), (gc_losses, gc_params) = run, checkpointed_run
-    assert len(set(losses)) == len(losses) == 12  # dropout masks change from step to step
+    # The run is not degenerate (the losses change from step to step). They are logged rounded to 4 digits, as
+    # transformers logs them, so two of the 12 may coincide.
+    assert len(losses) == 12 and len(set(losses)) >= 10
     np.testing.assert_allclose(gc_losses, losses, rtol=1e-6)
     assert params.keys() == gc_params.keys()
     worst = max(float(np.max(np.abs(params[k] - gc_params[k]))) for k in params)

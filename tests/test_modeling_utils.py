@@ -1,5 +1,6 @@
 """Checkpoints: Hugging Face round trips both ways, loading reports, Hub cache resolution, errors, atomic saves."""
 
+import collections
 import json
 import logging
 import os
@@ -260,6 +261,24 @@ def test_from_pretrained_initializes_only_what_the_checkpoint_lacks(pynative, tm
             np.testing.assert_array_equal(loaded[key], array, err_msg=key)
     weight = loaded[[k for k in loaded if k.endswith("weight") and loaded[k].shape == (3, 32)][0]]
     assert 0.5 * config.initializer_range < weight.std() < 1.5 * config.initializer_range  # the model's own init
+
+
+@pytest.mark.parametrize("model_type", ["bert", "gpt2"])
+def test_from_config_draws_each_parameter_once(pynative, monkeypatch, model_type):
+    """A task model's `__init__` builds the base model, whose `post_init` initializes it; the task model's
+    `post_init` must not draw the base model's weights again (transformers: `_is_hf_initialized`)."""
+    if model_type == "bert":
+        config, task_class = tiny_config(num_labels=3), mindone_ft.BertForSequenceClassification
+    else:
+        config = transformers.GPT2Config(n_embd=32, n_layer=2, n_head=4, n_positions=64, vocab_size=99, num_labels=3,
+                                         pad_token_id=0)
+        task_class = mindone_ft.GPT2ForSequenceClassification
+    shapes = _initialized_shapes(monkeypatch)
+    model = task_class.from_config(config)
+    drawn = collections.Counter(shapes)
+    assert drawn == collections.Counter(tuple(p.shape) for p in model.trainable_params())  # once each
+    weight = model.get_input_embeddings().weight.asnumpy()
+    assert 0.5 * config.initializer_range < weight.std() < 1.5 * config.initializer_range
 
 
 def test_mismatched_parameters_get_a_fresh_init(pynative, tiny_cls_dir, monkeypatch):
