@@ -1241,6 +1241,11 @@ def main():
                              "--quick); they replace those of latest.json, the rest is kept")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    partial_flags = [flag for flag in ("families", "lora", "llama", "gradient_checkpointing", "startup", "demo",
+                                       "steps", "epochs") if getattr(args, flag)]
+    if len(partial_flags) > 1:  # each replaces its own rows of latest.json: one at a time
+        names = ", ".join("--" + flag.replace("_", "-") for flag in partial_flags)
+        parser.error(f"run one of {names} at a time (each replaces its own rows of latest.json)")
     if args.steps and args.quick:
         parser.error("--steps replaces every step row of latest.json, --quick measures only some: run --steps alone")
     if args.worker:
@@ -1281,10 +1286,7 @@ def main():
         results.append((spec, measure(spec)))
         print("   ", results[-1][1], flush=True)
     peak = max((res.get("gflops_per_s", 0.0) for spec, res in results if spec["kind"] == "matmul"), default=0.0)
-    # A partial run keeps the other rows (and their environment) of the last full run.
-    partial = (args.families or args.lora or args.llama or args.gradient_checkpointing or args.startup or args.demo
-               or args.steps or args.epochs)
-    if partial:
+    if partial_flags:  # a partial run keeps the other rows (and their environment) of the last full run
         with open(os.path.join(RESULTS_DIR, "latest.json")) as f:
             previous = json.load(f)
         if args.families:

@@ -90,9 +90,9 @@ def worker_logs(log_dir: os.PathLike) -> Dict[int, str]:
     return {int(log.stem.split("_")[1]): log.read_text(errors="replace") for log in logs}
 
 
-# How far those parameters may end apart. Elsewhere the gradients of two reductions differ by rounding only, which
-# Adam's normalisation makes up to ~1e-5 where a gradient is tiny (the tests train at lr 1e-2). 1e-4 is 1% of one
-# step: a missing or wrong reduction moves the parameters by steps of ~lr.
+# How far the parameters that `parameters_compared_across_reductions` names may end apart. Their gradients differ
+# between two reductions by rounding only, which Adam's normalisation makes up to ~1e-5 where a gradient is tiny
+# (the tests train at lr 1e-2). 1e-4 is 1% of one step: a missing or wrong reduction moves them by steps of ~lr.
 ACROSS_REDUCTIONS_ATOL = 1e-4
 
 
