@@ -762,6 +762,21 @@ def plan(quick: bool, threads: int):
     return specs
 
 
+# Each partial run (its flag, `--gradient-checkpointing` as `gradient_checkpointing`) and the rows of latest.json
+# that it replaces: the kinds its plan measures. The model-family rows are "paired" specs with a model type, so
+# --steps must leave them alone (tests/test_benchmarks.py checks every plan against this table).
+PARTIAL_RUNS = {
+    "families": lambda s: "model_type" in s,
+    "lora": lambda s: s["kind"].startswith("lora_"),
+    "llama": lambda s: s["kind"] == "llama_paired",
+    "gradient_checkpointing": lambda s: s["kind"] == "gc_step",
+    "startup": lambda s: s["kind"] == "startup",
+    "demo": lambda s: s["kind"] == "demo",
+    "epochs": lambda s: s["kind"] == "epoch",
+    "steps": lambda s: s["kind"] in ("step", "paired", "matmul") and "model_type" not in s,
+}
+
+
 def environment_info(threads: int, quick: bool):
     import importlib.metadata as md
 
@@ -1254,8 +1269,7 @@ def main():
                              "--quick); they replace those of latest.json, the rest is kept")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    partial_flags = [flag for flag in ("families", "lora", "llama", "gradient_checkpointing", "startup", "demo",
-                                       "steps", "epochs") if getattr(args, flag)]
+    partial_flags = [flag for flag in PARTIAL_RUNS if getattr(args, flag)]
     if len(partial_flags) > 1:  # each replaces its own rows of latest.json: one at a time
         names = ", ".join("--" + flag.replace("_", "-") for flag in partial_flags)
         parser.error(f"run one of {names} at a time (each replaces its own rows of latest.json)")
@@ -1302,22 +1316,8 @@ def main():
     if partial_flags:  # a partial run keeps the other rows (and their environment) of the last full run
         with open(os.path.join(RESULTS_DIR, "latest.json")) as f:
             previous = json.load(f)
-        if args.families:
-            replaced, run_key = (lambda s: "model_type" in s), "families_run"
-        elif args.lora:
-            replaced, run_key = (lambda s: s["kind"].startswith("lora_")), "lora_run"
-        elif args.llama:
-            replaced, run_key = (lambda s: s["kind"] == "llama_paired"), "llama_run"
-        elif args.gradient_checkpointing:
-            replaced, run_key = (lambda s: s["kind"] == "gc_step"), "gradient_checkpointing_run"
-        elif args.startup:
-            replaced, run_key = (lambda s: s["kind"] == "startup"), "startup_run"
-        elif args.demo:
-            replaced, run_key = (lambda s: s["kind"] == "demo"), "demo_run"
-        elif args.epochs:
-            replaced, run_key = (lambda s: s["kind"] == "epoch"), "epochs_run"
-        else:
-            replaced, run_key = (lambda s: s["kind"] in ("step", "paired", "matmul")), "steps_run"
+        flag = next(flag for flag in PARTIAL_RUNS if getattr(args, flag))
+        replaced, run_key = PARTIAL_RUNS[flag], flag + "_run"
         kept = [(item["spec"], item["result"]) for item in previous["results"] if not replaced(item["spec"])]
         results = kept + results
         info = dict(previous["environment"], **{run_key: info})

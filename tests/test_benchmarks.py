@@ -56,3 +56,18 @@ def test_a_partial_run_on_another_cpu_says_so(bench):
     assert bench.measured_when(same, full) == "d1 (load average 0.5)"
     assert bench.measured_when(other, full) == "d2 (load average 0.5; CPU AMD EPYC (family 26, model 2))"
     assert bench.measured_when({"date": "d3", "load_average_1min": 1.0}, full) == "d3 (load average 1.0)"
+
+
+def test_each_partial_run_replaces_exactly_its_own_rows(bench, tmp_path, monkeypatch):
+    # --steps once dropped the model-family rows: they are "paired" specs too.
+    monkeypatch.setattr(bench.tempfile, "mkdtemp", lambda prefix="": str(tmp_path / prefix))
+    plans = {
+        "families": bench.family_plan(2), "lora": bench.lora_plan(2), "llama": bench.llama_plan(2),
+        "gradient_checkpointing": bench.gradient_checkpointing_plan(2), "startup": bench.startup_plan(2),
+        "demo": bench.demo_plan(2), "epochs": bench.epochs_plan(False, 2),
+        "steps": bench.steps_plan(False, 2) + [dict(kind="matmul", threads=2)],
+    }
+    assert set(plans) == set(bench.PARTIAL_RUNS)
+    for flag, replaced in bench.PARTIAL_RUNS.items():
+        for other, specs in plans.items():
+            assert all(replaced(spec) == (other == flag) for spec in specs), (flag, other)
