@@ -531,8 +531,9 @@ def worker_env(spec) -> dict:
     """A measurement's environment: quiet MindSpore logs, the spec's thread count, and no persistent compile cache
     unless the spec asks for one (`--startup`, `--demo`): a first step or an epoch's compile seconds measure a real
     compile, not graphs an earlier benchmark run left in the user cache folder."""
-    return dict(os.environ, GLOG_v="3", OMP_NUM_THREADS=str(spec["threads"]), MINDONE_FT_COMPILE_CACHE="0",
-                **spec.get("env", {}))
+    env = dict(os.environ, GLOG_v="3", OMP_NUM_THREADS=str(spec["threads"]), MINDONE_FT_COMPILE_CACHE="0")
+    env.update(spec.get("env", {}))  # a spec's own variables win (`--startup`, `--demo` turn the cache on)
+    return env
 
 
 def run_in_subprocess(spec, timeout: int = 1800):

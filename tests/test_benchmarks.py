@@ -32,6 +32,12 @@ def test_every_plan_builds_specs_of_known_kinds(bench, tmp_path, monkeypatch):
     for name, specs in plans.items():
         assert isinstance(specs, list) and specs, name
         assert {spec["kind"] for spec in specs} <= known, name
+    # Every spec gets its environment; the compile cache stays off unless the spec turns it on.
+    for spec in (spec for specs in plans.values() for spec in specs):
+        env = bench.worker_env(spec)
+        assert env["OMP_NUM_THREADS"] == str(spec["threads"])
+        assert env["MINDONE_FT_COMPILE_CACHE"] == spec.get("env", {}).get("MINDONE_FT_COMPILE_CACHE", "0")
+    assert any(spec.get("env", {}).get("MINDONE_FT_COMPILE_CACHE") == "1" for spec in plans["startup"])
     # The full run is every partial run but the demo's (which replaces the make-demo rows only).
     full = plans["full"]
     for name in ("steps", "families", "lora", "llama", "gradient_checkpointing", "startup"):
